@@ -1,0 +1,1 @@
+//! Attribute macros for house handlers (skeleton; see the macros issue).

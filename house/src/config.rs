@@ -1,0 +1,187 @@
+//! Server limits and timings, each a named default that a [`Config`] can override.
+
+use std::time::Duration;
+
+/// Largest request, head and body together. A longer head → 414 (request line) or 431
+/// (headers); a `Content-Length` that would exceed it → 413 from the head alone, before any of
+/// the body is read. The connection closes after either.
+pub const MAX_REQUEST_SIZE: usize = 64 * 1024;
+
+/// Longest time from a request's first byte to its last (for a new connection, from the
+/// accept). Exceeded → 408 and close, even if the client sends nothing more.
+pub const MAX_REQUEST_AGE: Duration = Duration::from_secs(10);
+
+/// Most headers a request may have. More → 431 and close.
+pub const MAX_HEADERS: usize = 64;
+
+/// How long a keep-alive connection may wait, idle, for its next request. Exceeded → closed
+/// quietly.
+pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Most bytes queued for one stream subscriber. A subscriber that falls further behind is
+/// disconnected and pruned, so one slow reader never grows the server without bound.
+pub const SUBSCRIBER_QUEUE_CAP: usize = 1024 * 1024;
+
+/// How long a connection with bytes queued may go without the client reading any of them.
+/// Exceeded → closed (the peer is gone or stalled).
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often an idle stream gets a comment line, so proxies keep it open and dead peers are
+/// found by the failed write.
+pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The `retry:` hint sent at the start of each stream: how long a client waits to reconnect.
+pub const RETRY_HINT: Duration = Duration::from_secs(2);
+
+/// Events each channel keeps for `Last-Event-ID` replay.
+pub const HISTORY_EVENTS: usize = 256;
+
+/// Bytes of serialized events each channel keeps for replay.
+pub const HISTORY_BYTES: usize = 256 * 1024;
+
+/// How long a channel with no new events keeps its history.
+pub const HISTORY_TTL: Duration = Duration::from_secs(300);
+
+/// Pending listen connections the kernel may hold; large, so a burst of connects is not dropped.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// How long accepting pauses after the process runs out of file descriptors (`EMFILE`),
+/// instead of spinning on a listener that stays readable.
+pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long shutdown waits for queued bytes to reach clients before closing anyway.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// File descriptors kept free below the process limit when the connection cap is derived from it.
+pub const FD_MARGIN: usize = 32;
+
+/// Server settings. Every field starts at the constant of the same name in this module.
+///
+/// # Examples
+/// ```
+/// use std::time::Duration;
+/// use house::Config;
+///
+/// let config = Config::default().with_max_request_age(Duration::from_secs(5)).with_max_connections(500);
+/// assert_eq!(config.max_connections(), 500);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub(crate) max_request_size: usize,
+    pub(crate) max_request_age: Duration,
+    pub(crate) max_headers: usize,
+    pub(crate) keep_alive_timeout: Duration,
+    pub(crate) subscriber_queue_cap: usize,
+    pub(crate) write_timeout: Duration,
+    pub(crate) heartbeat_interval: Duration,
+    pub(crate) retry_hint: Option<Duration>,
+    pub(crate) history_events: usize,
+    pub(crate) history_bytes: usize,
+    pub(crate) history_ttl: Duration,
+    pub(crate) listen_backlog: i32,
+    pub(crate) max_connections: usize,
+    pub(crate) shutdown_grace: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            max_request_size: MAX_REQUEST_SIZE,
+            max_request_age: MAX_REQUEST_AGE,
+            max_headers: MAX_HEADERS,
+            keep_alive_timeout: KEEP_ALIVE_TIMEOUT,
+            subscriber_queue_cap: SUBSCRIBER_QUEUE_CAP,
+            write_timeout: WRITE_TIMEOUT,
+            heartbeat_interval: HEARTBEAT_INTERVAL,
+            retry_hint: Some(RETRY_HINT),
+            history_events: HISTORY_EVENTS,
+            history_bytes: HISTORY_BYTES,
+            history_ttl: HISTORY_TTL,
+            listen_backlog: LISTEN_BACKLOG,
+            max_connections: fd_limit().saturating_sub(FD_MARGIN).max(1),
+            shutdown_grace: SHUTDOWN_GRACE,
+        }
+    }
+}
+
+macro_rules! settings {
+    ($($field:ident: $ty:ty, $with:ident, $doc:literal;)*) => {
+        impl Config {
+            $(
+                #[doc = concat!("Sets ", $doc, ".")]
+                pub fn $with(mut self, value: $ty) -> Config {
+                    self.$field = value;
+                    self
+                }
+
+                #[doc = concat!("The current setting of ", $doc, ".")]
+                pub fn $field(&self) -> $ty {
+                    self.$field
+                }
+            )*
+        }
+    };
+}
+
+settings! {
+    max_request_size: usize, with_max_request_size, "[`MAX_REQUEST_SIZE`]";
+    max_request_age: Duration, with_max_request_age, "[`MAX_REQUEST_AGE`]";
+    max_headers: usize, with_max_headers, "[`MAX_HEADERS`]";
+    keep_alive_timeout: Duration, with_keep_alive_timeout, "[`KEEP_ALIVE_TIMEOUT`]";
+    subscriber_queue_cap: usize, with_subscriber_queue_cap, "[`SUBSCRIBER_QUEUE_CAP`]";
+    write_timeout: Duration, with_write_timeout, "[`WRITE_TIMEOUT`]";
+    heartbeat_interval: Duration, with_heartbeat_interval, "[`HEARTBEAT_INTERVAL`]";
+    retry_hint: Option<Duration>, with_retry_hint, "[`RETRY_HINT`] (`None` sends no hint)";
+    history_events: usize, with_history_events, "[`HISTORY_EVENTS`] (0 keeps no history)";
+    history_bytes: usize, with_history_bytes, "[`HISTORY_BYTES`]";
+    history_ttl: Duration, with_history_ttl, "[`HISTORY_TTL`]";
+    listen_backlog: i32, with_listen_backlog, "[`LISTEN_BACKLOG`]";
+    max_connections: usize, with_max_connections, "the connection cap (default: the open-file limit less [`FD_MARGIN`]); beyond it, new connections get 503 with `Retry-After` and are closed";
+    shutdown_grace: Duration, with_shutdown_grace, "[`SHUTDOWN_GRACE`]";
+}
+
+impl Config {
+    /// How often the loop sweeps its timers: a fraction of the shortest timeout, so each fires
+    /// within about a quarter of its length.
+    pub(crate) fn tick(&self) -> Duration {
+        let shortest = [
+            self.max_request_age,
+            self.keep_alive_timeout,
+            self.heartbeat_interval,
+            self.write_timeout,
+        ]
+        .into_iter()
+        .min()
+        .unwrap_or(MAX_REQUEST_AGE);
+        (shortest / 4).clamp(Duration::from_millis(5), Duration::from_millis(250))
+    }
+}
+
+/// The soft open-file limit, read from `/proc` (no `unsafe` needed); 1024 when unknown.
+fn fd_limit() -> usize {
+    let limits = std::fs::read_to_string("/proc/self/limits").unwrap_or_default();
+    limits
+        .lines()
+        .find(|line| line.starts_with("Max open files"))
+        .and_then(|line| line.split_whitespace().nth(3))
+        .and_then(|soft| soft.parse().ok())
+        .unwrap_or(1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fd_limit_is_read() {
+        assert!(fd_limit() >= 64);
+        assert!(Config::default().max_connections() < fd_limit());
+    }
+
+    #[test]
+    fn tick_follows_shortest_timeout() {
+        let config = Config::default().with_max_request_age(Duration::from_millis(200));
+        assert_eq!(config.tick(), Duration::from_millis(50));
+        assert_eq!(Config::default().tick(), Duration::from_millis(250));
+    }
+}

@@ -1,0 +1,444 @@
+//! The channel registry: which stream connections listen to which channel, each channel's
+//! recent history, and event ids.
+//!
+//! The hub maps channels to connection [`Token`]s, never to sockets, so the event loop stays
+//! the only owner of sockets. Publishing serializes an event once into a shared frame; the loop
+//! then queues that same frame to every subscriber.
+
+use std::collections::hash_map::RandomState;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt;
+use std::hash::BuildHasher;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::Token;
+
+use crate::{Event, IntoResponse, Response, Status};
+
+/// An event serialized once, shared by every subscriber's write queue.
+pub(crate) type Frame = Arc<[u8]>;
+
+/// The name of the event that tells a reconnecting client it missed events.
+///
+/// A stream whose `Last-Event-ID` is older than its channels' history, or comes from an earlier
+/// run of the server, starts with `event: reset` (data: `events were missed`), then the history
+/// the server still has, then live events.
+pub const RESET_EVENT: &str = "reset";
+
+/// History and id settings of a [`Hub`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct HistoryLimits {
+    pub(crate) events: usize,
+    pub(crate) bytes: usize,
+    pub(crate) idle_ttl: Duration,
+}
+
+/// Why a publish did not happen. As a response it is a 503.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PublishError {
+    /// The server is shutting down (or its loop has exited).
+    Closed,
+    /// The broker that carries events between nodes cannot be reached.
+    Unavailable(String),
+}
+
+impl fmt::Display for PublishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PublishError::Closed => f.write_str("the server is shutting down"),
+            PublishError::Unavailable(why) => {
+                write!(f, "events cannot be published right now: {why}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PublishError {}
+
+impl IntoResponse for PublishError {
+    fn into_response(self) -> Response {
+        Response::error(Status::SERVICE_UNAVAILABLE, &self).with_header("Retry-After", "1")
+    }
+}
+
+struct Entry {
+    seq: u64,
+    /// The id a handler chose, when it did not take the generated one.
+    custom_id: Option<Box<str>>,
+    frame: Frame,
+}
+
+#[derive(Default)]
+struct Channel {
+    subscribers: HashSet<Token>,
+    history: VecDeque<Entry>,
+    history_bytes: usize,
+    /// Every event of this channel with `seq > floor` is still in `history`.
+    floor: u64,
+    last_publish: Option<Instant>,
+}
+
+/// What a new stream gets before live events.
+#[derive(Debug, Default)]
+pub(crate) struct Replay {
+    /// The client asked to resume from an id whose successors are not all known.
+    pub(crate) reset: bool,
+    pub(crate) frames: Vec<Frame>,
+}
+
+/// The channel registry that handlers publish through.
+///
+/// Channels are named by strings and exist while they have subscribers or history. Every
+/// published event gets an id `RUN-SEQ` unless it already has one: `RUN` changes each time the
+/// server starts, and `SEQ` increases across all channels, so ids increase within each channel
+/// and an id from before a restart is recognised.
+pub struct Hub {
+    channels: HashMap<String, Channel>,
+    run: String,
+    seq: u64,
+    limits: HistoryLimits,
+    /// Published but not yet queued to subscribers: (channel, frame).
+    pending: Vec<(String, Frame)>,
+    closed: bool,
+}
+
+impl fmt::Debug for Hub {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Hub")
+            .field("run", &self.run)
+            .field("channels", &self.channels.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    pub(crate) fn new(limits: HistoryLimits) -> Hub {
+        Hub {
+            channels: HashMap::new(),
+            run: new_run_id(),
+            seq: 0,
+            limits,
+            pending: Vec::new(),
+            closed: false,
+        }
+    }
+
+    /// Publishes `event` to every subscriber of `channel`, and keeps it in the channel's history.
+    ///
+    /// The event gets the next id unless it has one. Subscribers receive it once the handler
+    /// returns (or, from another thread's [`Handle`](crate::Handle), on the loop's next turn).
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{Event, Route};
+    ///
+    /// let send = Route::closing("/send", |ctx| {
+    ///     let room = ctx.request.param("room").unwrap_or("lobby").to_owned();
+    ///     ctx.hub.publish(&room, Event::new("hello")).map(|()| "sent")
+    /// });
+    /// # let _ = send;
+    /// ```
+    pub fn publish(&mut self, channel: &str, event: Event) -> Result<(), PublishError> {
+        if self.closed {
+            return Err(PublishError::Closed);
+        }
+        self.seq += 1;
+        let seq = self.seq;
+        let (custom_id, event) = match event.get_id() {
+            Some(id) => (Some(id.into()), event),
+            None => (None, event.id(format!("{}-{seq}", self.run))),
+        };
+        let frame: Frame = event.to_bytes().into();
+        let limits = self.limits;
+        let entry = self
+            .channels
+            .entry(channel.to_owned())
+            .or_insert_with(|| Channel {
+                floor: seq - 1,
+                ..Channel::default()
+            });
+        entry.last_publish = Some(Instant::now());
+        if limits.events > 0 && frame.len() <= limits.bytes {
+            entry.history_bytes += frame.len();
+            entry.history.push_back(Entry {
+                seq,
+                custom_id,
+                frame: frame.clone(),
+            });
+            while entry.history.len() > limits.events || entry.history_bytes > limits.bytes {
+                entry.evict_oldest();
+            }
+        } else {
+            // Not kept: a client resuming from before it has missed it.
+            entry.floor = seq;
+        }
+        if !entry.subscribers.is_empty() {
+            self.pending.push((channel.to_owned(), frame));
+        }
+        Ok(())
+    }
+
+    /// How many connections are subscribed to `channel`.
+    pub fn subscribers(&self, channel: &str) -> usize {
+        self.channels
+            .get(channel)
+            .map_or(0, |c| c.subscribers.len())
+    }
+
+    /// How many channels exist (with subscribers or history).
+    pub fn channels(&self) -> usize {
+        self.channels.len()
+    }
+
+    /// This run's id prefix: the `RUN` in generated event ids `RUN-SEQ`.
+    pub fn run_id(&self) -> &str {
+        &self.run
+    }
+
+    pub(crate) fn close(&mut self) {
+        self.closed = true;
+    }
+
+    pub(crate) fn subscribe(&mut self, token: Token, channel: &str) {
+        let seq = self.seq;
+        let entry = self
+            .channels
+            .entry(channel.to_owned())
+            .or_insert_with(|| Channel {
+                floor: seq,
+                ..Channel::default()
+            });
+        entry.subscribers.insert(token);
+    }
+
+    pub(crate) fn unsubscribe(&mut self, token: Token, channel: &str) {
+        if let Some(entry) = self.channels.get_mut(channel) {
+            entry.subscribers.remove(&token);
+            if entry.subscribers.is_empty() && entry.history.is_empty() {
+                self.channels.remove(channel);
+            }
+        }
+    }
+
+    /// The published frames not yet queued to subscribers, oldest first.
+    pub(crate) fn take_pending(&mut self) -> Vec<(String, Frame)> {
+        std::mem::take(&mut self.pending)
+    }
+
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    pub(crate) fn subscribers_of(&self, channel: &str) -> impl Iterator<Item = Token> + '_ {
+        self.channels
+            .get(channel)
+            .into_iter()
+            .flat_map(|c| c.subscribers.iter().copied())
+    }
+
+    /// What a stream on `channels` resuming after `last_event_id` must get first.
+    pub(crate) fn replay(&self, channels: &[String], last_event_id: &str) -> Replay {
+        let after = match self.parse_own_id(last_event_id) {
+            Some(seq) if seq <= self.seq => Some(seq),
+            Some(_) => None,
+            // Another run's id, or a handler's own id: look it up in the history.
+            None => channels
+                .iter()
+                .filter_map(|name| self.channels.get(name))
+                .flat_map(|c| c.history.iter())
+                .find(|e| e.custom_id.as_deref() == Some(last_event_id))
+                .map(|e| e.seq),
+        };
+        let complete = after.is_some_and(|after| {
+            channels.iter().all(|name| {
+                self.channels
+                    .get(name)
+                    .map_or(after >= self.seq, |c| after >= c.floor)
+            })
+        });
+        let after = if complete { after.unwrap_or(0) } else { 0 };
+        let mut entries: Vec<&Entry> = channels
+            .iter()
+            .filter_map(|name| self.channels.get(name))
+            .flat_map(|c| c.history.iter().filter(|e| e.seq > after))
+            .collect();
+        entries.sort_by_key(|e| e.seq);
+        Replay {
+            reset: !complete,
+            frames: entries.into_iter().map(|e| e.frame.clone()).collect(),
+        }
+    }
+
+    fn parse_own_id(&self, id: &str) -> Option<u64> {
+        let (run, seq) = id.rsplit_once('-')?;
+        if run != self.run {
+            return None;
+        }
+        seq.parse().ok()
+    }
+
+    /// Drops the history of channels idle for longer than the history's time to live, and the
+    /// channels left with neither history nor subscribers.
+    pub(crate) fn expire(&mut self, now: Instant) {
+        let ttl = self.limits.idle_ttl;
+        self.channels.retain(|_, c| {
+            if c.last_publish
+                .is_some_and(|at| now.duration_since(at) >= ttl)
+            {
+                while !c.history.is_empty() {
+                    c.evict_oldest();
+                }
+            }
+            !(c.subscribers.is_empty() && c.history.is_empty())
+        });
+    }
+}
+
+impl Channel {
+    fn evict_oldest(&mut self) {
+        if let Some(old) = self.history.pop_front() {
+            self.history_bytes -= old.frame.len();
+            self.floor = old.seq;
+        }
+    }
+}
+
+/// A short id that differs between runs: random bits from the standard library's randomly
+/// seeded hasher, so no extra dependency is needed.
+fn new_run_id() -> String {
+    let bits = RandomState::new().hash_one(std::process::id());
+    let mut n = bits;
+    let mut out = String::new();
+    for _ in 0..10 {
+        let digit = (n % 36) as u8;
+        out.push(char::from(if digit < 10 {
+            b'0' + digit
+        } else {
+            b'a' + digit - 10
+        }));
+        n /= 36;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hub(events: usize) -> Hub {
+        Hub::new(HistoryLimits {
+            events,
+            bytes: 1 << 20,
+            idle_ttl: Duration::from_secs(60),
+        })
+    }
+
+    fn text(frames: &[Frame]) -> Vec<String> {
+        frames
+            .iter()
+            .map(|f| String::from_utf8(f.to_vec()).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn ids_increase_and_pending_only_with_subscribers() {
+        let mut hub = hub(10);
+        hub.publish("a", Event::new("x")).unwrap();
+        assert!(!hub.has_pending());
+        hub.subscribe(Token(1), "a");
+        hub.publish("a", Event::new("y")).unwrap();
+        let pending = hub.take_pending();
+        assert_eq!(
+            text(&[pending[0].1.clone()]),
+            [format!("id: {}-2\ndata: y\n\n", hub.run_id())]
+        );
+    }
+
+    #[test]
+    fn replay_after_id_then_reset_when_evicted() {
+        let mut hub = hub(3);
+        for i in 1..=5 {
+            hub.publish("a", Event::new(i.to_string())).unwrap();
+        }
+        let run = hub.run_id().to_owned();
+        let channels = ["a".to_owned()];
+        let replay = hub.replay(&channels, &format!("{run}-3"));
+        assert!(!replay.reset);
+        assert_eq!(
+            text(&replay.frames),
+            [
+                format!("id: {run}-4\ndata: 4\n\n"),
+                format!("id: {run}-5\ndata: 5\n\n")
+            ]
+        );
+        // Event 2 was evicted: resuming after 1 misses it.
+        let replay = hub.replay(&channels, &format!("{run}-1"));
+        assert!(replay.reset);
+        assert_eq!(replay.frames.len(), 3);
+        // Another run's id, and an id from the future.
+        assert!(hub.replay(&channels, "otherrun-4").reset);
+        assert!(hub.replay(&channels, &format!("{run}-99")).reset);
+        // Up to date: nothing to send, no reset.
+        let replay = hub.replay(&channels, &format!("{run}-5"));
+        assert!(!replay.reset && replay.frames.is_empty());
+    }
+
+    #[test]
+    fn replay_merges_channels_in_publish_order() {
+        let mut hub = hub(10);
+        hub.publish("a", Event::new("a1")).unwrap();
+        hub.publish("b", Event::new("b2")).unwrap();
+        hub.publish("a", Event::new("a3")).unwrap();
+        let run = hub.run_id().to_owned();
+        let replay = hub.replay(&["a".to_owned(), "b".to_owned()], &format!("{run}-1"));
+        assert!(!replay.reset);
+        assert_eq!(replay.frames.len(), 2);
+        assert!(text(&replay.frames)[0].contains("b2"));
+    }
+
+    #[test]
+    fn custom_ids_are_found_in_history() {
+        let mut hub = hub(10);
+        hub.publish("a", Event::new("1").id("one")).unwrap();
+        hub.publish("a", Event::new("2").id("two")).unwrap();
+        let replay = hub.replay(&["a".to_owned()], "one");
+        assert!(!replay.reset);
+        assert_eq!(text(&replay.frames), ["id: two\ndata: 2\n\n"]);
+        assert!(hub.replay(&["a".to_owned()], "unknown").reset);
+    }
+
+    #[test]
+    fn empty_channels_are_dropped_and_idle_history_expires() {
+        let mut hub = hub(10);
+        hub.subscribe(Token(1), "a");
+        hub.unsubscribe(Token(1), "a");
+        assert_eq!(hub.channels(), 0);
+        hub.publish("b", Event::new("x")).unwrap();
+        assert_eq!(hub.channels(), 1);
+        hub.expire(Instant::now());
+        assert_eq!(hub.channels(), 1);
+        hub.expire(Instant::now() + Duration::from_secs(61));
+        assert_eq!(hub.channels(), 0);
+    }
+
+    #[test]
+    fn history_bounded_in_bytes() {
+        let mut hub = Hub::new(HistoryLimits {
+            events: 100,
+            bytes: 100,
+            idle_ttl: Duration::from_secs(60),
+        });
+        for _ in 0..10 {
+            hub.publish("a", Event::new("x".repeat(30))).unwrap();
+        }
+        let replay = hub.replay(&["a".to_owned()], "nope");
+        assert!(replay.frames.len() < 3);
+        assert!(replay.frames.iter().map(|f| f.len()).sum::<usize>() <= 100);
+    }
+
+    #[test]
+    fn run_ids_differ() {
+        assert_ne!(new_run_id(), new_run_id());
+    }
+}

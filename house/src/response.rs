@@ -1,0 +1,496 @@
+//! Responses as values: a status, headers and a body, serialized separately so tests can check
+//! the exact bytes.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::fs::File;
+
+use serde::Serialize;
+
+/// The default `Content-Type` of text bodies, as in the original house.
+pub const HTML: &str = "text/html; charset=utf-8";
+/// `Content-Type` of [`Json`] bodies.
+pub const JSON: &str = "application/json";
+/// `Content-Type` of plain-text error bodies.
+pub const TEXT: &str = "text/plain; charset=utf-8";
+
+/// An HTTP status code that knows its reason phrase.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Status(u16);
+
+macro_rules! statuses {
+    ($($name:ident = $code:literal $reason:literal;)*) => {
+        impl Status {
+            $(
+                #[doc = concat!("`", stringify!($code), " ", $reason, "`")]
+                pub const $name: Status = Status($code);
+            )*
+
+            /// The reason phrase of a status this crate knows, or `""`.
+            pub fn reason(self) -> &'static str {
+                match self.0 {
+                    $($code => $reason,)*
+                    _ => "",
+                }
+            }
+        }
+    };
+}
+
+statuses! {
+    OK = 200 "OK";
+    NO_CONTENT = 204 "No Content";
+    MOVED_PERMANENTLY = 301 "Moved Permanently";
+    FOUND = 302 "Found";
+    SEE_OTHER = 303 "See Other";
+    NOT_MODIFIED = 304 "Not Modified";
+    BAD_REQUEST = 400 "Bad Request";
+    UNAUTHORIZED = 401 "Unauthorized";
+    FORBIDDEN = 403 "Forbidden";
+    NOT_FOUND = 404 "Not Found";
+    METHOD_NOT_ALLOWED = 405 "Method Not Allowed";
+    REQUEST_TIMEOUT = 408 "Request Timeout";
+    CONFLICT = 409 "Conflict";
+    PAYLOAD_TOO_LARGE = 413 "Content Too Large";
+    URI_TOO_LONG = 414 "URI Too Long";
+    UNSUPPORTED_MEDIA_TYPE = 415 "Unsupported Media Type";
+    TOO_MANY_REQUESTS = 429 "Too Many Requests";
+    REQUEST_HEADER_FIELDS_TOO_LARGE = 431 "Request Header Fields Too Large";
+    INTERNAL_SERVER_ERROR = 500 "Internal Server Error";
+    NOT_IMPLEMENTED = 501 "Not Implemented";
+    SERVICE_UNAVAILABLE = 503 "Service Unavailable";
+    HTTP_VERSION_NOT_SUPPORTED = 505 "HTTP Version Not Supported";
+}
+
+impl Status {
+    /// A status from its code.
+    ///
+    /// # Panics
+    /// If `code` is not in `100..=999`.
+    pub const fn from_code(code: u16) -> Status {
+        assert!(code >= 100 && code <= 999, "status codes have three digits");
+        Status(code)
+    }
+
+    /// The numeric code.
+    pub fn code(self) -> u16 {
+        self.0
+    }
+
+    /// Whether a response with this status may carry a body (not 1xx, 204 or 304).
+    pub fn allows_body(self) -> bool {
+        !(self.0 < 200 || self.0 == 204 || self.0 == 304)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.0, self.reason())
+    }
+}
+
+/// A header name or value that would break the response's framing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidHeader {
+    name: String,
+}
+
+impl fmt::Display for InvalidHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "invalid header `{}`: names must be tokens and values must not contain CR, LF or NUL",
+            self.name
+        )
+    }
+}
+
+impl std::error::Error for InvalidHeader {}
+
+/// What a response carries after its head.
+#[derive(Debug, Default)]
+pub enum Body {
+    /// Nothing.
+    #[default]
+    Empty,
+    /// Bytes held in memory.
+    Bytes(Vec<u8>),
+    /// A file of known length, read into the connection's write queue a chunk at a time as the
+    /// client drains it, so a large file never sits whole in memory.
+    File {
+        /// The open file, positioned at its start.
+        file: File,
+        /// How many bytes to send.
+        len: u64,
+    },
+}
+
+impl Body {
+    /// The body's length in bytes (what `Content-Length` says).
+    pub fn len(&self) -> u64 {
+        match self {
+            Body::Empty => 0,
+            Body::Bytes(bytes) => bytes.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    /// Whether the body has no bytes.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A complete HTTP response: status, headers and body.
+///
+/// `Content-Length` is computed from the body when the response is written; handlers never set
+/// it themselves.
+///
+/// # Examples
+/// ```
+/// use house::{Response, Status};
+///
+/// let response = Response::text(Status::NOT_FOUND, "no such room").with_header("X-Room", "lobby");
+/// let mut bytes = Vec::new();
+/// response.write_head(&mut bytes, false);
+/// assert!(bytes.starts_with(b"HTTP/1.1 404 Not Found\r\n"));
+/// ```
+#[derive(Debug)]
+pub struct Response {
+    status: Status,
+    headers: Vec<(Cow<'static, str>, String)>,
+    body: Body,
+}
+
+impl Response {
+    /// An empty response with `status`.
+    pub fn new(status: Status) -> Response {
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    /// A `text/html; charset=utf-8` response.
+    pub fn html(status: Status, body: impl Into<String>) -> Response {
+        Response::new(status)
+            .with_header("Content-Type", HTML)
+            .with_body(body.into().into_bytes())
+    }
+
+    /// A `text/plain; charset=utf-8` response.
+    pub fn text(status: Status, body: impl Into<String>) -> Response {
+        Response::new(status)
+            .with_header("Content-Type", TEXT)
+            .with_body(body.into().into_bytes())
+    }
+
+    /// An `application/json` response of `value`.
+    ///
+    /// A value that cannot be serialized (a map with non-string keys, a failing `Serialize` impl)
+    /// becomes a 500.
+    pub fn json<T: Serialize + ?Sized>(status: Status, value: &T) -> Response {
+        match serde_json::to_vec(value) {
+            Ok(body) => Response::new(status)
+                .with_header("Content-Type", JSON)
+                .with_body(body),
+            Err(_) => Response::error(
+                Status::INTERNAL_SERVER_ERROR,
+                "the response could not be serialized",
+            ),
+        }
+    }
+
+    /// A short plain-text error page a person can read: `"400 Bad Request: {detail}\n"`.
+    pub fn error(status: Status, detail: impl fmt::Display) -> Response {
+        let detail = detail.to_string();
+        let body = if detail.is_empty() {
+            format!("{status}\n")
+        } else {
+            format!("{status}: {detail}\n")
+        };
+        Response::text(status, body)
+    }
+
+    /// Replaces the body.
+    pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
+        self.body = Body::Bytes(body.into());
+        self
+    }
+
+    /// Replaces the body with `len` bytes of `file`, streamed as the client reads.
+    pub fn with_file(mut self, file: File, len: u64) -> Response {
+        self.body = Body::File { file, len };
+        self
+    }
+
+    /// Adds a header, replacing an earlier one with the same name (case-insensitively).
+    ///
+    /// # Panics
+    /// If the name is not an HTTP token or the value contains CR, LF or NUL (which would let a
+    /// value split the response). In a handler the panic becomes a 500; use
+    /// [`try_with_header`](Self::try_with_header) to handle it yourself.
+    pub fn with_header(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Response {
+        match self.try_with_header(name, value) {
+            Ok(response) => response,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// Adds a header like [`with_header`](Self::with_header), or refuses it.
+    pub fn try_with_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Result<Response, InvalidHeader> {
+        let name = name.into();
+        let value = value.into();
+        let token = !name.is_empty() && name.bytes().all(is_token_byte);
+        if !token || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+            return Err(InvalidHeader {
+                name: name.into_owned(),
+            });
+        }
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        self.headers.push((name, value));
+        Ok(self)
+    }
+
+    /// Sets the `Content-Type` unless the response already has one.
+    pub fn with_default_content_type(self, content_type: &'static str) -> Response {
+        if self.header("content-type").is_some() {
+            self
+        } else {
+            self.with_header("Content-Type", content_type)
+        }
+    }
+
+    /// The status.
+    pub fn status(&self) -> Status {
+        self.status
+    }
+
+    /// The value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body.
+    pub fn body(&self) -> &Body {
+        &self.body
+    }
+
+    /// Splits the response so the connection can queue the head and then the body.
+    pub(crate) fn into_body(self) -> Body {
+        self.body
+    }
+
+    /// Writes the status line and headers, including `Content-Length` and, when `close` is set,
+    /// `Connection: close`.
+    pub fn write_head(&self, out: &mut Vec<u8>, close: bool) {
+        use std::io::Write as _;
+        // Writing into a Vec cannot fail.
+        let _ = write!(
+            out,
+            "HTTP/1.1 {} {}\r\n",
+            self.status.0,
+            self.status.reason()
+        );
+        for (name, value) in &self.headers {
+            out.extend_from_slice(name.as_bytes());
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        if self.status.allows_body() {
+            let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+        }
+        if close {
+            out.extend_from_slice(b"Connection: close\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+
+    /// Writes the whole response, head and in-memory body (a file body is not read here).
+    pub fn write_to(&self, out: &mut Vec<u8>, close: bool) {
+        self.write_head(out, close);
+        if let Body::Bytes(bytes) = &self.body {
+            out.extend_from_slice(bytes);
+        }
+    }
+}
+
+/// RFC 9110 `tchar`.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
+}
+
+/// Anything a closing handler may return.
+///
+/// Strings are HTML (`text/html; charset=utf-8`), like the original house; [`Json`] is
+/// `application/json`; `Result<T, E>` answers with whichever side it holds.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be returned from a closing handler",
+    label = "not a response",
+    note = "return a `&str`, `String`, `house::Json<T>`, `house::Response`, `house::Status`, or a `Result` of those; or implement `house::IntoResponse`"
+)]
+pub trait IntoResponse {
+    /// Turns `self` into a response.
+    fn into_response(self) -> Response;
+}
+
+impl IntoResponse for Response {
+    fn into_response(self) -> Response {
+        self
+    }
+}
+
+impl IntoResponse for Status {
+    /// The status with its standard text page.
+    fn into_response(self) -> Response {
+        Response::error(self, "")
+    }
+}
+
+impl IntoResponse for &str {
+    fn into_response(self) -> Response {
+        Response::html(Status::OK, self)
+    }
+}
+
+impl IntoResponse for String {
+    fn into_response(self) -> Response {
+        Response::html(Status::OK, self)
+    }
+}
+
+impl IntoResponse for () {
+    fn into_response(self) -> Response {
+        Response::new(Status::NO_CONTENT)
+    }
+}
+
+impl<T: IntoResponse> IntoResponse for (Status, T) {
+    fn into_response(self) -> Response {
+        let mut response = self.1.into_response();
+        response.status = self.0;
+        response
+    }
+}
+
+impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
+    fn into_response(self) -> Response {
+        match self {
+            Ok(ok) => ok.into_response(),
+            Err(err) => err.into_response(),
+        }
+    }
+}
+
+/// A JSON value: as a return value it is serialized as an `application/json` response; as a
+/// handler parameter (see the macros) it is deserialized from the parameter's text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Json<T>(pub T);
+
+impl<T: Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        Response::json(Status::OK, &self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(response: &Response, close: bool) -> String {
+        let mut out = Vec::new();
+        response.write_to(&mut out, close);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn html_by_default_with_byte_length() {
+        let response = "é".into_response();
+        assert_eq!(
+            bytes(&response, false),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 2\r\n\r\né"
+        );
+    }
+
+    #[test]
+    fn close_adds_connection_header() {
+        let response = Response::new(Status::NO_CONTENT);
+        assert_eq!(
+            bytes(&response, true),
+            "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn json_response() {
+        let response = Json(serde_json::json!({"a": 1})).into_response();
+        assert_eq!(
+            bytes(&response, false),
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
+        );
+    }
+
+    #[test]
+    fn error_page() {
+        let response = Response::error(Status::BAD_REQUEST, "missing parameter `room`");
+        assert_eq!(response.status(), Status::BAD_REQUEST);
+        assert!(
+            bytes(&response, true).ends_with("\r\n\r\n400 Bad Request: missing parameter `room`\n")
+        );
+    }
+
+    #[test]
+    fn header_splitting_is_refused() {
+        for (name, value) in [
+            ("X-A", "a\r\nSet-Cookie: x"),
+            ("X-A", "a\nb"),
+            ("X-A", "a\rb"),
+            ("X A", "v"),
+            ("", "v"),
+            ("X-A\r\n", "v"),
+        ] {
+            assert!(
+                Response::new(Status::OK)
+                    .try_with_header(name, value)
+                    .is_err(),
+                "{name:?}: {value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn with_header_replaces_case_insensitively() {
+        let response = Response::new(Status::OK)
+            .with_header("content-type", "a")
+            .with_header("Content-Type", "b");
+        assert_eq!(
+            bytes(&response, false),
+            "HTTP/1.1 200 OK\r\nContent-Type: b\r\nContent-Length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn result_and_status_tuple() {
+        let ok: Result<&str, Status> = Ok("fine");
+        assert_eq!(ok.into_response().status(), Status::OK);
+        let err: Result<&str, Status> = Err(Status::SERVICE_UNAVAILABLE);
+        assert_eq!(err.into_response().status(), Status::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            (Status::CONFLICT, "x").into_response().status(),
+            Status::CONFLICT
+        );
+    }
+}

@@ -1,0 +1,209 @@
+//! Server-Sent Events framing: an [`Event`] builder and its exact wire bytes.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// One Server-Sent Event.
+///
+/// `data` may hold any text: each line of it (split on `\n`, `\r\n` or `\r`) becomes its own
+/// `data:` line, so a message can never inject an `id:` or `event:` line. `id` and `event` must
+/// be single lines.
+///
+/// # Examples
+/// ```
+/// use house::Event;
+///
+/// let event = Event::new("a\nb").event("chat");
+/// assert_eq!(event.to_bytes(), b"event: chat\ndata: a\ndata: b\n\n");
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Event {
+    id: Option<String>,
+    event: Option<String>,
+    retry: Option<Duration>,
+    data: String,
+}
+
+impl Event {
+    /// An event carrying `data`.
+    pub fn new(data: impl Into<String>) -> Event {
+        Event {
+            data: data.into(),
+            ..Event::default()
+        }
+    }
+
+    /// An event whose data is `value` as JSON (one line).
+    ///
+    /// # Panics
+    /// If `value` cannot be serialized to JSON (a map with non-string keys, or a `Serialize`
+    /// impl that fails). In a handler the panic becomes a 500.
+    pub fn json<T: Serialize + ?Sized>(value: &T) -> Event {
+        match serde_json::to_string(value) {
+            Ok(data) => Event::new(data),
+            Err(err) => panic!("event data could not be serialized to JSON: {err}"),
+        }
+    }
+
+    /// Sets the event's `id:` (otherwise the channel assigns one when it is published).
+    ///
+    /// # Panics
+    /// If `id` contains CR, LF or NUL (the SSE parser would ignore or split it).
+    pub fn id(mut self, id: impl Into<String>) -> Event {
+        let id = id.into();
+        assert!(
+            is_single_line(&id) && !id.contains('\0'),
+            "an SSE id must be one line without NUL"
+        );
+        self.id = Some(id);
+        self
+    }
+
+    /// Sets the event's `event:` name.
+    ///
+    /// # Panics
+    /// If `name` contains CR or LF.
+    pub fn event(mut self, name: impl Into<String>) -> Event {
+        let name = name.into();
+        assert!(is_single_line(&name), "an SSE event name must be one line");
+        self.event = Some(name);
+        self
+    }
+
+    /// Sets the `retry:` hint: how long the client waits before reconnecting.
+    pub fn retry(mut self, retry: Duration) -> Event {
+        self.retry = Some(retry);
+        self
+    }
+
+    /// Replaces the data.
+    pub fn data(mut self, data: impl Into<String>) -> Event {
+        self.data = data.into();
+        self
+    }
+
+    /// The event's id, if it has one.
+    pub fn get_id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    /// The event's data.
+    pub fn get_data(&self) -> &str {
+        &self.data
+    }
+
+    /// Appends the event's wire form to `out`.
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        if let Some(id) = &self.id {
+            field(out, "id", id);
+        }
+        if let Some(name) = &self.event {
+            field(out, "event", name);
+        }
+        if let Some(retry) = self.retry {
+            field(out, "retry", &retry.as_millis().to_string());
+        }
+        // `lines()` would swallow a lone `\r` and a trailing empty line; split by hand.
+        let mut rest = self.data.as_str();
+        loop {
+            match rest.find(['\r', '\n']) {
+                Some(at) => {
+                    field(out, "data", &rest[..at]);
+                    let skip = if rest[at..].starts_with("\r\n") { 2 } else { 1 };
+                    rest = &rest[at + skip..];
+                }
+                None => {
+                    field(out, "data", rest);
+                    break;
+                }
+            }
+        }
+        out.push(b'\n');
+    }
+
+    /// The event's wire form.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.data.len() + 16);
+        self.write_to(&mut out);
+        out
+    }
+}
+
+/// A comment line (`: text`), which clients ignore; useful to keep a connection open. Each line
+/// of `text` becomes its own comment line.
+pub fn comment(text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + 4);
+    for line in text.split(['\r', '\n']).filter(|line| !line.is_empty()) {
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(line.as_bytes());
+        out.push(b'\n');
+    }
+    if out.is_empty() {
+        out.extend_from_slice(b":\n");
+    }
+    out.push(b'\n');
+    out
+}
+
+fn field(out: &mut Vec<u8>, name: &str, value: &str) {
+    out.extend_from_slice(name.as_bytes());
+    if value.is_empty() {
+        out.push(b':');
+    } else {
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+    }
+    out.push(b'\n');
+}
+
+fn is_single_line(text: &str) -> bool {
+    !text.contains(['\r', '\n'])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    macro_rules! frames {
+        ($($name:ident: $event:expr => $bytes:expr;)*) => {$(
+            #[test]
+            fn $name() {
+                assert_eq!(String::from_utf8($event.to_bytes()).unwrap(), String::from_utf8($bytes.to_vec()).unwrap());
+            }
+        )*};
+    }
+
+    frames! {
+        plain: Event::new("hello") => b"data: hello\n\n";
+        empty_data: Event::new("") => b"data:\n\n";
+        lf_split: Event::new("a\nb") => b"data: a\ndata: b\n\n";
+        crlf_split: Event::new("a\r\nb") => b"data: a\ndata: b\n\n";
+        cr_split: Event::new("a\rb") => b"data: a\ndata: b\n\n";
+        trailing_newline: Event::new("a\n") => b"data: a\ndata:\n\n";
+        injection_stays_data: Event::new("x\nid: 99\nevent: evil") => b"data: x\ndata: id: 99\ndata: event: evil\n\n";
+        all_fields: Event::new("d").id("7").event("chat").retry(Duration::from_millis(1500))
+            => b"id: 7\nevent: chat\nretry: 1500\ndata: d\n\n";
+        json: Event::json(&serde_json::json!({"name": "ann", "message": "a\nb"}))
+            => b"data: {\"message\":\"a\\nb\",\"name\":\"ann\"}\n\n";
+    }
+
+    #[test]
+    #[should_panic(expected = "one line")]
+    fn id_with_newline_is_rejected() {
+        let _ = Event::new("x").id("1\n2");
+    }
+
+    #[test]
+    #[should_panic(expected = "one line")]
+    fn event_with_cr_is_rejected() {
+        let _ = Event::new("x").event("a\rb");
+    }
+
+    #[test]
+    fn comments() {
+        assert_eq!(comment("hi"), b": hi\n\n");
+        assert_eq!(comment(""), b":\n\n");
+        assert_eq!(comment("a\nb"), b": a\n: b\n\n");
+    }
+}
