@@ -112,6 +112,19 @@ impl fmt::Debug for Hub {
     }
 }
 
+impl Default for Hub {
+    /// A hub with the default history limits, detached from any server: for testing handlers
+    /// by hand (see [`Ctx::new`](crate::Ctx::new)).
+    fn default() -> Hub {
+        let config = crate::Config::default();
+        Hub::new(HistoryLimits {
+            events: config.history_events(),
+            bytes: config.history_bytes(),
+            idle_ttl: config.history_ttl(),
+        })
+    }
+}
+
 impl Hub {
     pub(crate) fn new(limits: HistoryLimits) -> Hub {
         Hub {
