@@ -72,7 +72,6 @@ impl From<httparse::Error> for Error {
             httparse::Error::NewLine => Error::Malformed("invalid line ending"),
             httparse::Error::Token => Error::Malformed("invalid token"),
             httparse::Error::Status => Error::Malformed("invalid status"),
-            _ => Error::Malformed("invalid request"),
         }
     }
 }

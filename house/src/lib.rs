@@ -25,12 +25,14 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod config;
+mod conn;
 mod error;
 mod hub;
 pub mod parse;
 mod request;
 mod response;
 mod route;
+mod server;
 mod sse;
 
 pub use config::Config;
@@ -41,6 +43,7 @@ pub use response::{Body, IntoResponse, InvalidHeader, Json, Response, Status};
 pub use route::{
     ClosingFn, Ctx, DuplicateRoute, Handler, IntoSubscribe, Route, Routes, StreamFn, Subscribe,
 };
+pub use server::{Handle, Server};
 pub use sse::{comment, Event};
 
 /// Limits and their defaults.

@@ -273,8 +273,7 @@ impl Routes {
         }
         if route.prefix {
             self.prefixes.push(route);
-            self.prefixes
-                .sort_by(|a, b| b.path.len().cmp(&a.path.len()));
+            self.prefixes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
         } else {
             self.exact.insert(route.path.to_string(), route);
         }

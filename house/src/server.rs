@@ -1,0 +1,791 @@
+//! The event loop: one thread, one `mio::Poll`, the listener, and every connection.
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::net::{TcpListener, TcpStream};
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use crate::conn::{Conn, FileBody, Phase};
+use crate::hub::{HistoryLimits, Replay};
+use crate::parse::{parse_request, Parsed};
+use crate::route::Lookup;
+use crate::{
+    Body, Config, Ctx, Error, Event, Handler, Hub, Method, PublishError, Request, Response, Route,
+    Routes, Status, Subscribe, Version, RESET_EVENT,
+};
+
+/// The listener's token.
+const LISTENER: Token = Token(0);
+/// The token of the waker other threads use to reach the loop.
+const WAKER: Token = Token(1);
+/// The first connection token; tokens only go up, so a stale one never names a new connection.
+const FIRST_CONN: usize = 2;
+
+/// Readiness events taken from the poll per turn.
+const EVENTS_PER_TURN: usize = 1024;
+
+/// Bytes read from a socket per `read` call.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Once this many response bytes wait for a client, its further pipelined requests wait too,
+/// so a client cannot queue unbounded responses without reading them.
+const PIPELINE_BACKLOG: usize = 256 * 1024;
+
+/// How long a closed connection keeps draining the client's unread input (see
+/// `Phase::Lingering`).
+const LINGER: Duration = Duration::from_secs(1);
+
+/// Sent to a connection refused because the server is at its connection cap.
+const AT_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
+Retry-After: 1\r\nContent-Length: 56\r\nConnection: close\r\n\r\n503 Service Unavailable: too many connections, retry soon\n";
+
+/// What other threads ask of the loop.
+#[derive(Debug)]
+enum Command {
+    Publish(String, Event),
+    Shutdown,
+}
+
+/// A `Send + Clone` handle to a running [`Server`]: publish from other threads, or shut it down.
+///
+/// # Examples
+/// ```no_run
+/// use house::{Config, Event, Server};
+///
+/// let server = Server::bind("127.0.0.1:0", Config::default(), Vec::new())?;
+/// let handle = server.handle();
+/// std::thread::spawn(move || {
+///     handle.publish("news", Event::new("hello from another thread")).ok();
+///     handle.shutdown();
+/// });
+/// server.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Handle {
+    sender: Sender<Command>,
+    waker: Arc<Waker>,
+}
+
+impl Handle {
+    /// Publishes `event` to `channel` on the loop's next turn.
+    pub fn publish(&self, channel: impl Into<String>, event: Event) -> Result<(), PublishError> {
+        self.send(Command::Publish(channel.into(), event))
+    }
+
+    /// Stops accepting, flushes what is queued (for at most the configured shutdown grace),
+    /// closes every connection and makes [`Server::run`] return. Calling it again does nothing.
+    pub fn shutdown(&self) {
+        let _ = self.send(Command::Shutdown);
+    }
+
+    fn send(&self, command: Command) -> Result<(), PublishError> {
+        self.sender
+            .send(command)
+            .map_err(|_| PublishError::Closed)?;
+        self.waker.wake().map_err(|_| PublishError::Closed)
+    }
+}
+
+/// A house server: the listener, the handler table, the channel hub and every connection, all
+/// driven by [`run`](Server::run) on the calling thread.
+pub struct Server {
+    poll: Poll,
+    listener: Option<TcpListener>,
+    local_addr: SocketAddr,
+    waker: Arc<Waker>,
+    sender: Sender<Command>,
+    commands: Receiver<Command>,
+    routes: Routes,
+    hub: Hub,
+    config: Config,
+    conns: HashMap<Token, Conn>,
+    next_token: usize,
+    /// Connections with output queued this turn, flushed once at the end of the turn.
+    dirty: Vec<Token>,
+    scratch: Vec<u8>,
+    accept_paused_until: Option<Instant>,
+    shutdown_deadline: Option<Instant>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.local_addr)
+            .field("connections", &self.conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// Binds `addr` and builds the handler table. A path registered twice is an
+    /// [`io::ErrorKind::InvalidInput`] error naming both routes.
+    pub fn bind(
+        addr: impl ToSocketAddrs,
+        config: Config,
+        routes: impl IntoIterator<Item = Route>,
+    ) -> io::Result<Server> {
+        let routes =
+            Routes::new(routes).map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+        let addr = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to bind"))?;
+        let mut listener = listen(addr, config.listen_backlog())?;
+        let local_addr = listener.local_addr()?;
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut listener, LISTENER, Interest::READABLE)?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+        let (sender, commands) = mpsc::channel();
+        let hub = Hub::new(HistoryLimits {
+            events: config.history_events(),
+            bytes: config.history_bytes(),
+            idle_ttl: config.history_ttl(),
+        });
+        Ok(Server {
+            poll,
+            listener: Some(listener),
+            local_addr,
+            waker,
+            sender,
+            commands,
+            routes,
+            hub,
+            config,
+            conns: HashMap::new(),
+            next_token: FIRST_CONN,
+            dirty: Vec::new(),
+            scratch: vec![0; READ_CHUNK],
+            accept_paused_until: None,
+            shutdown_deadline: None,
+        })
+    }
+
+    /// The address the server listens on (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// A handle for other threads.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            sender: self.sender.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+
+    /// Runs the loop on this thread until [`Handle::shutdown`] is called.
+    pub fn run(mut self) -> io::Result<()> {
+        let mut events = Events::with_capacity(EVENTS_PER_TURN);
+        let tick = self.config.tick();
+        let mut next_sweep = Instant::now() + tick;
+        loop {
+            let timeout = next_sweep.saturating_duration_since(Instant::now());
+            if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return Err(err);
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    LISTENER => self.accept(),
+                    WAKER => self.drain_commands(),
+                    token => self.conn_event(token, event.is_readable(), event.is_writable()),
+                }
+            }
+            self.flush_dirty();
+            let now = Instant::now();
+            if now >= next_sweep {
+                self.sweep(now);
+                self.flush_dirty();
+                next_sweep = now + tick;
+            }
+            if let Some(deadline) = self.shutdown_deadline {
+                if self.conns.is_empty() || now >= deadline {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Accepts until `WouldBlock`, or until out of file descriptors.
+    fn accept(&mut self) {
+        if self.accept_paused_until.is_some() {
+            return;
+        }
+        loop {
+            let Some(listener) = &self.listener else {
+                return;
+            };
+            match listener.accept() {
+                Ok((socket, peer)) => self.admit(socket, peer),
+                Err(err) if would_block(&err) => return,
+                Err(err) if interrupted(&err) => {}
+                Err(err) if out_of_fds(&err) => {
+                    // The listener stays readable while connections wait; with no fds to take
+                    // them, retrying now would spin. Resume from the timer sweep.
+                    self.accept_paused_until = Some(Instant::now() + crate::config::ACCEPT_BACKOFF);
+                    return;
+                }
+                // A connection that failed between SYN and accept (ECONNABORTED, …) affects only itself.
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr) {
+        if self.conns.len() >= self.config.max_connections() || self.shutdown_deadline.is_some() {
+            // Best effort: the socket is new, so this small write fits its send buffer.
+            let _ = socket.write(AT_CAPACITY);
+            return;
+        }
+        // Events are written whole as soon as they are published; Nagle would hold them back.
+        let _ = socket.set_nodelay(true);
+        let token = Token(self.next_token);
+        self.next_token += 1;
+        if self
+            .poll
+            .registry()
+            .register(&mut socket, token, Interest::READABLE)
+            .is_err()
+        {
+            return;
+        }
+        self.conns
+            .insert(token, Conn::new(socket, peer, Instant::now()));
+    }
+
+    fn drain_commands(&mut self) {
+        loop {
+            match self.commands.try_recv() {
+                Ok(Command::Publish(channel, event)) => {
+                    let _ = self.hub.publish(&channel, event);
+                    self.fan_out();
+                }
+                Ok(Command::Shutdown) => self.begin_shutdown(),
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+            }
+        }
+    }
+
+    fn conn_event(&mut self, token: Token, readable: bool, writable: bool) {
+        if writable {
+            self.flush(token);
+        }
+        if readable {
+            self.read(token);
+        }
+        self.update_interest(token);
+    }
+
+    /// Reads what the socket has and acts on it according to the connection's phase.
+    fn read(&mut self, token: Token) {
+        let max_size = self.config.max_request_size();
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let mut hung_up = false;
+        conn.read_paused = false;
+        loop {
+            let wants_requests = matches!(conn.phase, Phase::Requests);
+            let room = if wants_requests {
+                max_size.saturating_sub(conn.input.len())
+            } else {
+                self.scratch.len()
+            };
+            if wants_requests && (room == 0 || conn.out.len() >= PIPELINE_BACKLOG) {
+                conn.read_paused = true;
+                break;
+            }
+            let want = room.min(self.scratch.len());
+            match conn.socket.read(&mut self.scratch[..want]) {
+                Ok(0) => {
+                    hung_up = true;
+                    break;
+                }
+                Ok(n) => {
+                    if wants_requests {
+                        if conn.input.is_empty() && conn.request_started.is_none() {
+                            conn.request_started = Some(Instant::now());
+                        }
+                        conn.input.extend_from_slice(&self.scratch[..n]);
+                    }
+                    // Other phases discard input: a stream's client has nothing more to say.
+                }
+                Err(err) if would_block(&err) => break,
+                Err(err) if interrupted(&err) => {}
+                Err(_) => {
+                    self.close(token);
+                    return;
+                }
+            }
+        }
+        self.process_requests(token);
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if hung_up {
+            match conn.phase {
+                // Finish answering what arrived before the hang-up, then close.
+                Phase::Requests if conn.has_output() => conn.close_after_flush(),
+                Phase::Closing if conn.has_output() => {}
+                _ => self.close(token),
+            }
+        }
+    }
+
+    /// Answers every complete request in the connection's input, in order.
+    fn process_requests(&mut self, token: Token) {
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            if !matches!(conn.phase, Phase::Requests)
+                || conn.input.is_empty()
+                || conn.out.len() >= PIPELINE_BACKLOG
+            {
+                return;
+            }
+            let parsed = parse_request(
+                &conn.input,
+                self.config.max_request_size(),
+                self.config.max_headers(),
+            );
+            match parsed {
+                Ok(Parsed::Partial) => return,
+                Err(err) => {
+                    self.respond(
+                        token,
+                        Response::from(err),
+                        Method::Get,
+                        Version::Http11,
+                        false,
+                    );
+                    return;
+                }
+                Ok(Parsed::Complete {
+                    mut request,
+                    len,
+                    keep_alive,
+                }) => {
+                    let now = Instant::now();
+                    conn.input.drain(..len);
+                    if conn.input.is_empty() {
+                        conn.request_started = None;
+                        if conn.input.capacity() > READ_CHUNK {
+                            conn.input = Vec::new();
+                        }
+                    } else {
+                        conn.request_started = Some(now);
+                    }
+                    conn.idle_since = now;
+                    request.peer = Some(conn.peer);
+                    self.dispatch(token, *request, keep_alive);
+                }
+            }
+        }
+    }
+
+    /// Runs the request's handler and queues its answer.
+    fn dispatch(&mut self, token: Token, request: Request, keep_alive: bool) {
+        let keep_alive = keep_alive && self.shutdown_deadline.is_none();
+        let (method, version) = (request.method(), request.version());
+        let handler = match self.routes.lookup(request.path(), method) {
+            Lookup::NotFound => {
+                let response = Response::error(
+                    Status::NOT_FOUND,
+                    format_args!("no handler for `{}`", request.path()),
+                );
+                return self.respond(token, response, method, version, keep_alive);
+            }
+            Lookup::WrongMethod(allowed) => {
+                let response = Response::error(
+                    Status::METHOD_NOT_ALLOWED,
+                    format_args!("`{}` accepts {}", request.path(), allowed.allow_header()),
+                )
+                .with_header("Allow", allowed.allow_header());
+                return self.respond(token, response, method, version, keep_alive);
+            }
+            Lookup::Found(route) => route.handler(),
+        };
+        let mut ctx = Ctx::new(&request, &mut self.hub);
+        // A panicking handler answers 500 to its own request; everyone else is served on.
+        let outcome = match handler {
+            Handler::Closing(handler) => match catch_unwind(AssertUnwindSafe(|| handler(&mut ctx)))
+            {
+                Ok(response) => Outcome::Respond(response),
+                Err(_) => Outcome::Panicked,
+            },
+            Handler::Stream(handler) => {
+                match catch_unwind(AssertUnwindSafe(|| handler(&mut ctx))) {
+                    Ok(Ok(subscribe)) => Outcome::Stream(subscribe),
+                    Ok(Err(response)) => Outcome::Respond(response),
+                    Err(_) => Outcome::Panicked,
+                }
+            }
+        };
+        // Events the handler published go out before a new stream subscribes, so its replay
+        // and the live events neither overlap nor leave a gap.
+        self.fan_out();
+        match outcome {
+            Outcome::Respond(response) => {
+                self.respond(token, response, method, version, keep_alive)
+            }
+            Outcome::Stream(subscribe) => self.start_stream(token, &request, subscribe),
+            Outcome::Panicked => {
+                let response = Response::error(Status::INTERNAL_SERVER_ERROR, "the handler failed");
+                self.respond(token, response, method, version, keep_alive);
+            }
+        }
+    }
+
+    /// Queues a response; unless `keep_alive`, the connection closes once it is written.
+    fn respond(
+        &mut self,
+        token: Token,
+        response: Response,
+        method: Method,
+        version: Version,
+        keep_alive: bool,
+    ) {
+        let now = Instant::now();
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let close = !keep_alive || !matches!(conn.phase, Phase::Requests);
+        let response = if !close && version == Version::Http10 {
+            response.with_header("Connection", "keep-alive")
+        } else {
+            response
+        };
+        let mut head = Vec::with_capacity(256);
+        response.write_head(&mut head, close);
+        let send_body = method != Method::Head && response.status().allows_body();
+        match response.into_body() {
+            Body::Bytes(body) if send_body => {
+                head.extend_from_slice(&body);
+                conn.queue(head, now);
+            }
+            Body::File { file, len } if send_body => {
+                conn.queue(head, now);
+                conn.file = Some(FileBody {
+                    file,
+                    remaining: len,
+                });
+            }
+            _ => conn.queue(head, now),
+        }
+        if close {
+            conn.close_after_flush();
+        }
+        mark_dirty(&mut self.dirty, token, conn);
+    }
+
+    /// Answers `200 text/event-stream`, replays missed events, and subscribes the connection.
+    fn start_stream(&mut self, token: Token, request: &Request, subscribe: Subscribe) {
+        let now = Instant::now();
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let mut head =
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
+X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
+                .to_vec();
+        if request.method() == Method::Head {
+            conn.queue(head, now);
+            conn.close_after_flush();
+            mark_dirty(&mut self.dirty, token, conn);
+            return;
+        }
+        if let Some(retry) = self.config.retry_hint() {
+            head.extend_from_slice(format!("retry: {}\n\n", retry.as_millis()).as_bytes());
+        }
+        conn.queue(head, now);
+        let last_event_id = request
+            .header("last-event-id")
+            .or_else(|| request.param("last_event_id"));
+        let replay = match last_event_id {
+            Some(id) => self.hub.replay(subscribe.channels(), id.trim()),
+            None => Replay::default(),
+        };
+        if replay.reset {
+            conn.queue(
+                Event::new("events were missed")
+                    .event(RESET_EVENT)
+                    .to_bytes(),
+                now,
+            );
+        }
+        for frame in replay.frames {
+            conn.queue_frame(frame, now);
+        }
+        for channel in subscribe.channels() {
+            self.hub.subscribe(token, channel);
+        }
+        conn.phase = Phase::Streaming {
+            channels: subscribe.channels().into(),
+        };
+        // A stream holds no request state: free the read buffer.
+        conn.input = Vec::new();
+        conn.request_started = None;
+        mark_dirty(&mut self.dirty, token, conn);
+    }
+
+    /// Queues every newly published event to its channel's subscribers. A subscriber whose
+    /// queue would pass the cap is a slow consumer: it is disconnected, nobody else waits.
+    fn fan_out(&mut self) {
+        if !self.hub.has_pending() {
+            return;
+        }
+        let now = Instant::now();
+        let cap = self.config.subscriber_queue_cap();
+        let mut slow = Vec::new();
+        for (channel, frame) in self.hub.take_pending() {
+            for token in self.hub.subscribers_of(&channel) {
+                let Some(conn) = self.conns.get_mut(&token) else {
+                    continue;
+                };
+                if conn.out.len() + frame.len() > cap {
+                    slow.push(token);
+                    continue;
+                }
+                conn.queue_frame(frame.clone(), now);
+                mark_dirty(&mut self.dirty, token, conn);
+            }
+        }
+        for token in slow {
+            self.close(token);
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        while !self.dirty.is_empty() {
+            for token in std::mem::take(&mut self.dirty) {
+                if let Some(conn) = self.conns.get_mut(&token) {
+                    conn.dirty = false;
+                }
+                self.flush(token);
+                self.update_interest(token);
+            }
+        }
+    }
+
+    /// Writes queued bytes until the queue is empty or the socket is full, then moves the
+    /// connection on: close it, or resume reading pipelined requests that waited for the output.
+    fn flush(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        loop {
+            if conn.out.is_empty() {
+                let Some(file) = &mut conn.file else { break };
+                match file.next_chunk() {
+                    Ok(Some(chunk)) => conn.out.push_owned(chunk),
+                    Ok(None) => {
+                        conn.file = None;
+                        break;
+                    }
+                    Err(_) => {
+                        self.close(token);
+                        return;
+                    }
+                }
+            }
+            match conn.out.write_to(&mut conn.socket) {
+                Ok(0) => {
+                    self.close(token);
+                    return;
+                }
+                Ok(_) => conn.last_progress = Instant::now(),
+                Err(err) if would_block(&err) => break,
+                Err(err) if interrupted(&err) => {}
+                // The peer is gone: a failed write prunes the connection.
+                Err(_) => {
+                    self.close(token);
+                    return;
+                }
+            }
+        }
+        if conn.has_output() {
+            return;
+        }
+        match conn.phase {
+            Phase::Closing => {
+                let _ = conn.socket.shutdown(std::net::Shutdown::Write);
+                conn.phase = Phase::Lingering {
+                    until: Instant::now() + LINGER,
+                };
+                // Drain what the client already sent; if it has hung up, close now.
+                self.read(token);
+            }
+            Phase::Requests if conn.read_paused => self.read(token),
+            _ => {}
+        }
+    }
+
+    fn update_interest(&mut self, token: Token) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let interest = conn.interest();
+        if interest != conn.registered {
+            if self
+                .poll
+                .registry()
+                .reregister(&mut conn.socket, token, interest)
+                .is_err()
+            {
+                self.close(token);
+                return;
+            }
+            conn.registered = interest;
+        }
+    }
+
+    /// Closes a connection: out of the poll, out of every channel, socket dropped.
+    fn close(&mut self, token: Token) {
+        let Some(mut conn) = self.conns.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.socket);
+        if let Phase::Streaming { channels } = &conn.phase {
+            for channel in channels.iter() {
+                self.hub.unsubscribe(token, channel);
+            }
+        }
+    }
+
+    /// The timers: request age, keep-alive idleness, stalled writes, lingering, heartbeats,
+    /// history expiry, and resuming accepts after running out of file descriptors.
+    fn sweep(&mut self, now: Instant) {
+        let config = &self.config;
+        let mut expired = Vec::new();
+        let mut timed_out = Vec::new();
+        for (&token, conn) in self.conns.iter_mut() {
+            if conn.has_output() && now.duration_since(conn.last_progress) >= config.write_timeout()
+            {
+                expired.push(token);
+                continue;
+            }
+            match &conn.phase {
+                Phase::Requests => {
+                    if conn
+                        .request_started
+                        .is_some_and(|at| now.duration_since(at) >= config.max_request_age())
+                    {
+                        timed_out.push(token);
+                    } else if conn.request_started.is_none()
+                        && !conn.has_output()
+                        && now.duration_since(conn.idle_since) >= config.keep_alive_timeout()
+                    {
+                        expired.push(token);
+                    }
+                }
+                Phase::Streaming { .. } => {
+                    if now.duration_since(conn.last_queued) >= config.heartbeat_interval() {
+                        conn.queue(crate::sse::comment("heartbeat"), now);
+                        mark_dirty(&mut self.dirty, token, conn);
+                    }
+                }
+                Phase::Closing => {}
+                Phase::Lingering { until } => {
+                    if now >= *until {
+                        expired.push(token);
+                    }
+                }
+            }
+        }
+        for token in expired {
+            self.close(token);
+        }
+        for token in timed_out {
+            self.respond(
+                token,
+                Response::from(Error::Timeout),
+                Method::Get,
+                Version::Http11,
+                false,
+            );
+        }
+        self.hub.expire(now);
+        if self.accept_paused_until.is_some_and(|until| now >= until) {
+            self.accept_paused_until = None;
+            self.accept();
+        }
+    }
+
+    /// Stops accepting and lets every connection finish what is queued, then close.
+    fn begin_shutdown(&mut self) {
+        if self.shutdown_deadline.is_some() {
+            return;
+        }
+        self.shutdown_deadline = Some(Instant::now() + self.config.shutdown_grace());
+        if let Some(mut listener) = self.listener.take() {
+            let _ = self.poll.registry().deregister(&mut listener);
+        }
+        self.hub.close();
+        let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        for token in tokens {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                continue;
+            };
+            if matches!(conn.phase, Phase::Lingering { .. }) {
+                continue;
+            }
+            if !conn.has_output() {
+                self.close(token);
+                continue;
+            }
+            if let Phase::Streaming { channels } = &conn.phase {
+                for channel in channels.iter() {
+                    self.hub.unsubscribe(token, channel);
+                }
+            }
+            conn.close_after_flush();
+        }
+    }
+}
+
+/// What a handler produced.
+enum Outcome {
+    Respond(Response),
+    Stream(Subscribe),
+    Panicked,
+}
+
+fn mark_dirty(dirty: &mut Vec<Token>, token: Token, conn: &mut Conn) {
+    if !conn.dirty {
+        conn.dirty = true;
+        dirty.push(token);
+    }
+}
+
+fn listen(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(backlog)?;
+    Ok(TcpListener::from_std(socket.into()))
+}
+
+fn would_block(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::WouldBlock
+}
+
+fn interrupted(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::Interrupted
+}
+
+/// `EMFILE` (24) or `ENFILE` (23): the process or the system is out of file descriptors.
+fn out_of_fds(err: &io::Error) -> bool {
+    matches!(err.raw_os_error(), Some(23 | 24))
+}

@@ -1,0 +1,176 @@
+//! Shared helpers for house's integration tests: a server on `127.0.0.1:0` on its own thread,
+//! and raw-socket clients with bounded waits.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use house::{Config, Handle, Route, Server};
+
+/// How long any single wait in a test may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(10);
+
+/// A running server that shuts down when dropped.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub handle: Handle,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl TestServer {
+    pub fn start(config: Config, routes: Vec<Route>) -> TestServer {
+        let server = Server::bind("127.0.0.1:0", config, routes).unwrap();
+        let addr = server.local_addr();
+        let handle = server.handle();
+        let thread = thread::spawn(move || server.run());
+        TestServer {
+            addr,
+            handle,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect(self.addr).unwrap();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        stream
+    }
+
+    /// Sends raw bytes on a new connection and returns everything until the server closes it.
+    pub fn exchange(&self, request: &[u8]) -> String {
+        let mut stream = self.connect();
+        stream.write_all(request).unwrap();
+        read_to_close(&mut stream)
+    }
+
+    /// A `GET` with `Connection: close`; returns the raw response.
+    pub fn get(&self, target: &str) -> String {
+        self.exchange(
+            format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    }
+
+    /// Stops the server and waits for `run` to return, with its result.
+    pub fn stop(mut self) -> io::Result<()> {
+        self.handle.shutdown();
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(thread) = self.thread.take() {
+            self.handle.shutdown();
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Everything until the peer closes (or the read times out, which fails the test).
+pub fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut bytes = Vec::new();
+    match stream.read_to_end(&mut bytes) {
+        Ok(_) => {}
+        // A reset after the response arrived still leaves the response readable.
+        Err(err) if err.kind() == io::ErrorKind::ConnectionReset && !bytes.is_empty() => {}
+        Err(err) => panic!(
+            "reading the response failed: {err} (got {:?})",
+            String::from_utf8_lossy(&bytes)
+        ),
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// Reads until `buffer` contains `pattern` `count` times; returns what was read so far.
+pub fn read_until_count(
+    stream: &mut TcpStream,
+    buffer: &mut Vec<u8>,
+    pattern: &str,
+    count: usize,
+) -> String {
+    let deadline = Instant::now() + PATIENCE;
+    let mut chunk = [0u8; 16 * 1024];
+    while count_of(buffer, pattern) < count {
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {count} × {pattern:?} in {:?}",
+            String::from_utf8_lossy(buffer)
+        );
+        match stream.read(&mut chunk) {
+            Ok(0) => panic!(
+                "connection closed while waiting for {pattern:?}; got {:?}",
+                String::from_utf8_lossy(buffer)
+            ),
+            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            Err(err) => panic!(
+                "read failed waiting for {pattern:?}: {err}; got {:?}",
+                String::from_utf8_lossy(buffer)
+            ),
+        }
+    }
+    String::from_utf8_lossy(buffer).into_owned()
+}
+
+/// Reads until `pattern` appears once.
+pub fn read_until(stream: &mut TcpStream, pattern: &str) -> String {
+    let mut buffer = Vec::new();
+    read_until_count(stream, &mut buffer, pattern, 1)
+}
+
+pub fn count_of(haystack: &[u8], needle: &str) -> usize {
+    let needle = needle.as_bytes();
+    if needle.is_empty() || haystack.len() < needle.len() {
+        return 0;
+    }
+    haystack
+        .windows(needle.len())
+        .filter(|w| *w == needle)
+        .count()
+}
+
+/// Opens an SSE subscription and reads until the stream's head (and retry hint) arrived.
+pub fn subscribe(server: &TestServer, target: &str) -> TcpStream {
+    let mut stream = server.connect();
+    stream
+        .write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    read_until(&mut stream, "\r\n\r\n");
+    stream
+}
+
+/// Polls `condition` until it holds, failing the test after [`PATIENCE`].
+pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// The status code of a raw response.
+pub fn status_of(response: &str) -> u16 {
+    response
+        .get(9..12)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("not a response: {response:?}"))
+}
+
+/// The body of a raw response.
+pub fn body_of(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
+/// File descriptors this process has open.
+pub fn open_fds() -> usize {
+    std::fs::read_dir("/proc/self/fd").unwrap().count()
+}
+
+/// A route that reports how many subscribers `?channel=` has.
+pub fn count_route() -> Route {
+    Route::closing("/count", |ctx| {
+        let channel = ctx.request.param("channel").unwrap_or("");
+        ctx.hub.subscribers(channel).to_string()
+    })
+}
