@@ -220,6 +220,32 @@ impl Conn {
         self.last_queued = now;
     }
 
+    /// Writes queued bytes (reading file bodies in as the queue empties) until everything is
+    /// written or the socket is full. An error means the connection is broken.
+    pub(crate) fn write_pending(&mut self, now: Instant) -> io::Result<()> {
+        loop {
+            if self.out.is_empty() {
+                let Some(file) = &mut self.file else {
+                    return Ok(());
+                };
+                match file.next_chunk()? {
+                    Some(chunk) => self.out.push_owned(chunk),
+                    None => {
+                        self.file = None;
+                        return Ok(());
+                    }
+                }
+            }
+            match self.out.write_to(&mut self.socket) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => self.last_progress = now,
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
     /// Stops taking requests: answer what is queued, then close.
     pub(crate) fn close_after_flush(&mut self) {
         debug_assert!(

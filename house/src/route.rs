@@ -273,7 +273,8 @@ impl Routes {
         }
         if route.prefix {
             self.prefixes.push(route);
-            self.prefixes.sort_by_key(|r| std::cmp::Reverse(r.path.len()));
+            self.prefixes
+                .sort_by_key(|r| std::cmp::Reverse(r.path.len()));
         } else {
             self.exact.insert(route.path.to_string(), route);
         }

@@ -197,7 +197,7 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => self.drain_commands(),
-                    token => self.conn_event(token, event.is_readable(), event.is_writable()),
+                    token => self.conn_event(token, event),
                 }
             }
             self.flush_dirty();
@@ -275,11 +275,12 @@ impl Server {
         }
     }
 
-    fn conn_event(&mut self, token: Token, readable: bool, writable: bool) {
-        if writable {
+    fn conn_event(&mut self, token: Token, event: &mio::event::Event) {
+        // Errors and hang-ups surface through the next read or write, which closes the connection.
+        if event.is_writable() || event.is_write_closed() || event.is_error() {
             self.flush(token);
         }
-        if readable {
+        if event.is_readable() || event.is_read_closed() || event.is_error() {
             self.read(token);
         }
         self.update_interest(token);
@@ -553,8 +554,11 @@ X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
                     continue;
                 };
                 if conn.out.len() + frame.len() > cap {
-                    slow.push(token);
-                    continue;
+                    // The cap counts only what the client has not taken: write before judging.
+                    if conn.write_pending(now).is_err() || conn.out.len() + frame.len() > cap {
+                        slow.push(token);
+                        continue;
+                    }
                 }
                 conn.queue_frame(frame.clone(), now);
                 mark_dirty(&mut self.dirty, token, conn);
@@ -583,35 +587,10 @@ X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        loop {
-            if conn.out.is_empty() {
-                let Some(file) = &mut conn.file else { break };
-                match file.next_chunk() {
-                    Ok(Some(chunk)) => conn.out.push_owned(chunk),
-                    Ok(None) => {
-                        conn.file = None;
-                        break;
-                    }
-                    Err(_) => {
-                        self.close(token);
-                        return;
-                    }
-                }
-            }
-            match conn.out.write_to(&mut conn.socket) {
-                Ok(0) => {
-                    self.close(token);
-                    return;
-                }
-                Ok(_) => conn.last_progress = Instant::now(),
-                Err(err) if would_block(&err) => break,
-                Err(err) if interrupted(&err) => {}
-                // The peer is gone: a failed write prunes the connection.
-                Err(_) => {
-                    self.close(token);
-                    return;
-                }
-            }
+        // A failed write means the peer is gone: the connection is pruned.
+        if conn.write_pending(Instant::now()).is_err() {
+            self.close(token);
+            return;
         }
         if conn.has_output() {
             return;

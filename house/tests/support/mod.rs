@@ -92,7 +92,8 @@ pub fn read_until_count(
 ) -> String {
     let deadline = Instant::now() + PATIENCE;
     let mut chunk = [0u8; 16 * 1024];
-    while count_of(buffer, pattern) < count {
+    let mut found = count_of(buffer, pattern);
+    while found < count {
         assert!(
             Instant::now() < deadline,
             "timed out waiting for {count} × {pattern:?} in {:?}",
@@ -103,7 +104,12 @@ pub fn read_until_count(
                 "connection closed while waiting for {pattern:?}; got {:?}",
                 String::from_utf8_lossy(buffer)
             ),
-            Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+            Ok(n) => {
+                // Only matches that start in the part not yet searched are new.
+                let from = buffer.len().saturating_sub(pattern.len() - 1);
+                buffer.extend_from_slice(&chunk[..n]);
+                found += count_of(&buffer[from..], pattern);
+            }
             Err(err) => panic!(
                 "read failed waiting for {pattern:?}: {err}; got {:?}",
                 String::from_utf8_lossy(buffer)
