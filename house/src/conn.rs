@@ -221,25 +221,30 @@ impl Conn {
     }
 
     /// Writes queued bytes (reading file bodies in as the queue empties) until everything is
-    /// written or the socket is full. An error means the connection is broken.
-    pub(crate) fn write_pending(&mut self, now: Instant) -> io::Result<()> {
+    /// written or the socket is full; returns how many bytes went out. An error means the
+    /// connection is broken.
+    pub(crate) fn write_pending(&mut self, now: Instant) -> io::Result<usize> {
+        let mut written = 0;
         loop {
             if self.out.is_empty() {
                 let Some(file) = &mut self.file else {
-                    return Ok(());
+                    return Ok(written);
                 };
                 match file.next_chunk()? {
                     Some(chunk) => self.out.push_owned(chunk),
                     None => {
                         self.file = None;
-                        return Ok(());
+                        return Ok(written);
                     }
                 }
             }
             match self.out.write_to(&mut self.socket) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => self.last_progress = now,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Ok(n) => {
+                    written += n;
+                    self.last_progress = now;
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(written),
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(err),
             }

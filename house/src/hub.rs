@@ -101,6 +101,10 @@ pub struct Hub {
     /// Published but not yet queued to subscribers: (channel, frame).
     pending: Vec<(String, Frame)>,
     closed: bool,
+    /// Events published since the start.
+    published: u64,
+    /// Subscriptions across all channels.
+    subscriptions: usize,
 }
 
 impl fmt::Debug for Hub {
@@ -134,6 +138,8 @@ impl Hub {
             limits,
             pending: Vec::new(),
             closed: false,
+            published: 0,
+            subscriptions: 0,
         }
     }
 
@@ -157,6 +163,7 @@ impl Hub {
             return Err(PublishError::Closed);
         }
         self.seq += 1;
+        self.published += 1;
         let seq = self.seq;
         let (custom_id, event) = match event.get_id() {
             Some(id) => (Some(id.into()), event),
@@ -204,6 +211,16 @@ impl Hub {
         self.channels.len()
     }
 
+    /// Subscriptions across all channels (a stream on two channels counts twice).
+    pub fn subscriptions(&self) -> usize {
+        self.subscriptions
+    }
+
+    /// Events published since the server started.
+    pub fn published(&self) -> u64 {
+        self.published
+    }
+
     /// This run's id prefix: the `RUN` in generated event ids `RUN-SEQ`.
     pub fn run_id(&self) -> &str {
         &self.run
@@ -222,12 +239,16 @@ impl Hub {
                 floor: seq,
                 ..Channel::default()
             });
-        entry.subscribers.insert(token);
+        if entry.subscribers.insert(token) {
+            self.subscriptions += 1;
+        }
     }
 
     pub(crate) fn unsubscribe(&mut self, token: Token, channel: &str) {
         if let Some(entry) = self.channels.get_mut(channel) {
-            entry.subscribers.remove(&token);
+            if entry.subscribers.remove(&token) {
+                self.subscriptions -= 1;
+            }
             if entry.subscribers.is_empty() && entry.history.is_empty() {
                 self.channels.remove(channel);
             }

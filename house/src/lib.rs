@@ -34,6 +34,7 @@ mod response;
 mod route;
 mod server;
 mod sse;
+mod stats;
 
 pub use config::Config;
 pub use error::{status_for, Error};
@@ -45,6 +46,7 @@ pub use route::{
 };
 pub use server::{Handle, Server};
 pub use sse::{comment, Event};
+pub use stats::{metrics_route, DropReason, Stats};
 
 /// Limits and their defaults.
 pub mod limits {

@@ -4,9 +4,9 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::{Hub, IntoResponse, Methods, Request, Response};
+use crate::{Hub, IntoResponse, Methods, Request, Response, Stats};
 
-/// What a handler runs with: the request and the channel hub.
+/// What a handler runs with: the request, the channel hub, and the server's stats.
 ///
 /// The fields are public so generated code can borrow them separately.
 #[non_exhaustive]
@@ -15,12 +15,26 @@ pub struct Ctx<'a> {
     pub request: &'a Request,
     /// The channel hub, to publish events and ask about subscribers.
     pub hub: &'a mut Hub,
+    /// The server's counters and gauges.
+    pub stats: &'a Stats,
 }
 
+/// Stats for contexts built outside a server.
+static NO_STATS: Stats = Stats::EMPTY;
+
 impl<'a> Ctx<'a> {
-    /// A context for `request` and `hub`.
+    /// A context for `request` and `hub` (with empty stats): for testing handlers by hand.
     pub fn new(request: &'a Request, hub: &'a mut Hub) -> Ctx<'a> {
-        Ctx { request, hub }
+        Ctx {
+            request,
+            hub,
+            stats: &NO_STATS,
+        }
+    }
+
+    /// The same context with `stats`.
+    pub fn with_stats(self, stats: &'a Stats) -> Ctx<'a> {
+        Ctx { stats, ..self }
     }
 }
 

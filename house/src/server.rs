@@ -5,7 +5,7 @@ use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use mio::net::{TcpListener, TcpStream};
@@ -15,6 +15,7 @@ use crate::conn::{Conn, FileBody, Phase};
 use crate::hub::{HistoryLimits, Replay};
 use crate::parse::{parse_request, Parsed};
 use crate::route::Lookup;
+use crate::stats::{DropReason, Stats};
 use crate::{
     Body, Config, Ctx, Error, Event, Handler, Hub, Method, PublishError, Request, Response, Route,
     Routes, Status, Subscribe, Version, RESET_EVENT,
@@ -41,9 +42,14 @@ const PIPELINE_BACKLOG: usize = 256 * 1024;
 /// `Phase::Lingering`).
 const LINGER: Duration = Duration::from_secs(1);
 
+/// The head of every stream response.
+const STREAM_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+Cache-Control: no-cache\r\nX-Accel-Buffering: no\r\nConnection: close\r\n\r\n";
+
 /// Sent to a connection refused because the server is at its connection cap.
-const AT_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n\
-Retry-After: 1\r\nContent-Length: 56\r\nConnection: close\r\n\r\n503 Service Unavailable: too many connections, retry soon\n";
+const AT_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Content-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nContent-Length: 56\r\n\
+Connection: close\r\n\r\n503 Service Unavailable: too many connections, retry soon\n";
 
 /// What other threads ask of the loop.
 #[derive(Debug)]
@@ -52,7 +58,8 @@ enum Command {
     Shutdown,
 }
 
-/// A `Send + Clone` handle to a running [`Server`]: publish from other threads, or shut it down.
+/// A `Send + Clone` handle to a running [`Server`]: publish from other threads, read its
+/// stats, or shut it down.
 ///
 /// # Examples
 /// ```no_run
@@ -71,6 +78,7 @@ enum Command {
 pub struct Handle {
     sender: Sender<Command>,
     waker: Arc<Waker>,
+    stats: Arc<Mutex<Stats>>,
 }
 
 impl Handle {
@@ -85,11 +93,44 @@ impl Handle {
         let _ = self.send(Command::Shutdown);
     }
 
+    /// The server's counters and gauges as of the loop's last timer sweep (at most 250 ms old).
+    pub fn stats(&self) -> Stats {
+        self.stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn send(&self, command: Command) -> Result<(), PublishError> {
         self.sender
             .send(command)
             .map_err(|_| PublishError::Closed)?;
         self.waker.wake().map_err(|_| PublishError::Closed)
+    }
+}
+
+/// What the log line and the response of one request need to know about it.
+#[derive(Debug, Clone, Copy)]
+struct Exchange<'a> {
+    /// `None` when the request line could not be parsed.
+    method: Option<Method>,
+    version: Version,
+    /// The decoded path, without the query string (parameter values may be private).
+    path: &'a str,
+    keep_alive: bool,
+    started: Instant,
+}
+
+impl Exchange<'_> {
+    /// A request that failed before its head could be read.
+    fn unparsed(started: Instant) -> Exchange<'static> {
+        Exchange {
+            method: None,
+            version: Version::Http11,
+            path: "-",
+            keep_alive: false,
+            started,
+        }
     }
 }
 
@@ -112,6 +153,9 @@ pub struct Server {
     scratch: Vec<u8>,
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
+    stats: Stats,
+    /// The copy of `stats` that [`Handle::stats`] reads, refreshed by each sweep.
+    shared_stats: Arc<Mutex<Stats>>,
 }
 
 impl std::fmt::Debug for Server {
@@ -165,6 +209,8 @@ impl Server {
             scratch: vec![0; READ_CHUNK],
             accept_paused_until: None,
             shutdown_deadline: None,
+            stats: Stats::default(),
+            shared_stats: Arc::default(),
         })
     }
 
@@ -178,6 +224,7 @@ impl Server {
         Handle {
             sender: self.sender.clone(),
             waker: self.waker.clone(),
+            stats: self.shared_stats.clone(),
         }
     }
 
@@ -186,6 +233,7 @@ impl Server {
         let mut events = Events::with_capacity(EVENTS_PER_TURN);
         let tick = self.config.tick();
         let mut next_sweep = Instant::now() + tick;
+        log::debug!("listening on {}", self.local_addr);
         loop {
             let timeout = next_sweep.saturating_duration_since(Instant::now());
             if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
@@ -209,6 +257,8 @@ impl Server {
             }
             if let Some(deadline) = self.shutdown_deadline {
                 if self.conns.is_empty() || now >= deadline {
+                    self.refresh_gauges();
+                    self.publish_stats();
                     return Ok(());
                 }
             }
@@ -231,11 +281,14 @@ impl Server {
                 Err(err) if out_of_fds(&err) => {
                     // The listener stays readable while connections wait; with no fds to take
                     // them, retrying now would spin. Resume from the timer sweep.
+                    log::warn!("out of file descriptors ({err}); pausing accepts");
+                    self.stats.accept_backoffs += 1;
                     self.accept_paused_until = Some(Instant::now() + crate::config::ACCEPT_BACKOFF);
                     return;
                 }
-                // A connection that failed between SYN and accept (ECONNABORTED, …) affects only itself.
-                Err(_) => {}
+                // A connection that failed between SYN and accept (ECONNABORTED, …) affects
+                // only itself.
+                Err(err) => log::debug!("accept failed: {err}"),
             }
         }
     }
@@ -244,20 +297,23 @@ impl Server {
         if self.conns.len() >= self.config.max_connections() || self.shutdown_deadline.is_some() {
             // Best effort: the socket is new, so this small write fits its send buffer.
             let _ = socket.write(AT_CAPACITY);
+            self.stats.connections_refused += 1;
+            log::debug!("{peer}: refused at the connection cap");
             return;
         }
         // Events are written whole as soon as they are published; Nagle would hold them back.
         let _ = socket.set_nodelay(true);
         let token = Token(self.next_token);
         self.next_token += 1;
-        if self
+        if let Err(err) = self
             .poll
             .registry()
             .register(&mut socket, token, Interest::READABLE)
-            .is_err()
         {
+            log::warn!("{peer}: could not register the connection: {err}");
             return;
         }
+        self.stats.connections_accepted += 1;
         self.conns
             .insert(token, Conn::new(socket, peer, Instant::now()));
     }
@@ -276,7 +332,8 @@ impl Server {
     }
 
     fn conn_event(&mut self, token: Token, event: &mio::event::Event) {
-        // Errors and hang-ups surface through the next read or write, which closes the connection.
+        // Errors and hang-ups surface through the next read or write, which closes the
+        // connection.
         if event.is_writable() || event.is_write_closed() || event.is_error() {
             self.flush(token);
         }
@@ -322,8 +379,9 @@ impl Server {
                 }
                 Err(err) if would_block(&err) => break,
                 Err(err) if interrupted(&err) => {}
-                Err(_) => {
-                    self.close(token);
+                Err(err) => {
+                    log::debug!("{}: read failed: {err}", conn.peer);
+                    self.close(token, DropReason::HangUp);
                     return;
                 }
             }
@@ -337,7 +395,7 @@ impl Server {
                 // Finish answering what arrived before the hang-up, then close.
                 Phase::Requests if conn.has_output() => conn.close_after_flush(),
                 Phase::Closing if conn.has_output() => {}
-                _ => self.close(token),
+                _ => self.close(token, DropReason::HangUp),
             }
         }
     }
@@ -354,6 +412,8 @@ impl Server {
             {
                 return;
             }
+            let now = Instant::now();
+            let started = conn.request_started.unwrap_or(now);
             let parsed = parse_request(
                 &conn.input,
                 self.config.max_request_size(),
@@ -362,13 +422,8 @@ impl Server {
             match parsed {
                 Ok(Parsed::Partial) => return,
                 Err(err) => {
-                    self.respond(
-                        token,
-                        Response::from(err),
-                        Method::Get,
-                        Version::Http11,
-                        false,
-                    );
+                    log::debug!("{}: bad request: {err}", conn.peer);
+                    self.respond(token, Response::from(err), Exchange::unparsed(started));
                     return;
                 }
                 Ok(Parsed::Complete {
@@ -376,7 +431,6 @@ impl Server {
                     len,
                     keep_alive,
                 }) => {
-                    let now = Instant::now();
                     conn.input.drain(..len);
                     if conn.input.is_empty() {
                         conn.request_started = None;
@@ -388,42 +442,46 @@ impl Server {
                     }
                     conn.idle_since = now;
                     request.peer = Some(conn.peer);
-                    self.dispatch(token, *request, keep_alive);
+                    let keep_alive = keep_alive && self.shutdown_deadline.is_none();
+                    self.dispatch(token, &request, keep_alive, started);
                 }
             }
         }
     }
 
     /// Runs the request's handler and queues its answer.
-    fn dispatch(&mut self, token: Token, request: Request, keep_alive: bool) {
-        let keep_alive = keep_alive && self.shutdown_deadline.is_none();
-        let (method, version) = (request.method(), request.version());
-        let handler = match self.routes.lookup(request.path(), method) {
+    fn dispatch(&mut self, token: Token, request: &Request, keep_alive: bool, started: Instant) {
+        let exchange = Exchange {
+            method: Some(request.method()),
+            version: request.version(),
+            path: request.path(),
+            keep_alive,
+            started,
+        };
+        self.refresh_gauges();
+        let handler = match self.routes.lookup(request.path(), request.method()) {
             Lookup::NotFound => {
-                let response = Response::error(
-                    Status::NOT_FOUND,
-                    format_args!("no handler for `{}`", request.path()),
-                );
-                return self.respond(token, response, method, version, keep_alive);
+                let detail = format!("no handler for `{}`", request.path());
+                let response = Response::error(Status::NOT_FOUND, detail);
+                return self.respond(token, response, exchange);
             }
             Lookup::WrongMethod(allowed) => {
-                let response = Response::error(
-                    Status::METHOD_NOT_ALLOWED,
-                    format_args!("`{}` accepts {}", request.path(), allowed.allow_header()),
-                )
-                .with_header("Allow", allowed.allow_header());
-                return self.respond(token, response, method, version, keep_alive);
+                let detail = format!("`{}` accepts {}", request.path(), allowed.allow_header());
+                let response = Response::error(Status::METHOD_NOT_ALLOWED, detail)
+                    .with_header("Allow", allowed.allow_header());
+                return self.respond(token, response, exchange);
             }
             Lookup::Found(route) => route.handler(),
         };
-        let mut ctx = Ctx::new(&request, &mut self.hub);
+        let mut ctx = Ctx::new(request, &mut self.hub).with_stats(&self.stats);
         // A panicking handler answers 500 to its own request; everyone else is served on.
         let outcome = match handler {
-            Handler::Closing(handler) => match catch_unwind(AssertUnwindSafe(|| handler(&mut ctx)))
-            {
-                Ok(response) => Outcome::Respond(response),
-                Err(_) => Outcome::Panicked,
-            },
+            Handler::Closing(handler) => {
+                match catch_unwind(AssertUnwindSafe(|| handler(&mut ctx))) {
+                    Ok(response) => Outcome::Respond(response),
+                    Err(_) => Outcome::Panicked,
+                }
+            }
             Handler::Stream(handler) => {
                 match catch_unwind(AssertUnwindSafe(|| handler(&mut ctx))) {
                     Ok(Ok(subscribe)) => Outcome::Stream(subscribe),
@@ -436,45 +494,42 @@ impl Server {
         // and the live events neither overlap nor leave a gap.
         self.fan_out();
         match outcome {
-            Outcome::Respond(response) => {
-                self.respond(token, response, method, version, keep_alive)
-            }
-            Outcome::Stream(subscribe) => self.start_stream(token, &request, subscribe),
+            Outcome::Respond(response) => self.respond(token, response, exchange),
+            Outcome::Stream(subscribe) => self.start_stream(token, request, subscribe, exchange),
             Outcome::Panicked => {
+                log::warn!("{}: the handler panicked", exchange.path);
                 let response = Response::error(Status::INTERNAL_SERVER_ERROR, "the handler failed");
-                self.respond(token, response, method, version, keep_alive);
+                self.respond(token, response, exchange);
             }
         }
     }
 
-    /// Queues a response; unless `keep_alive`, the connection closes once it is written.
-    fn respond(
-        &mut self,
-        token: Token,
-        response: Response,
-        method: Method,
-        version: Version,
-        keep_alive: bool,
-    ) {
+    /// Queues a response; unless the exchange keeps the connection alive, the connection
+    /// closes once it is written.
+    fn respond(&mut self, token: Token, response: Response, exchange: Exchange<'_>) {
         let now = Instant::now();
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        let close = !keep_alive || !matches!(conn.phase, Phase::Requests);
-        let response = if !close && version == Version::Http10 {
+        let close = !exchange.keep_alive || !matches!(conn.phase, Phase::Requests);
+        let response = if !close && exchange.version == Version::Http10 {
             response.with_header("Connection", "keep-alive")
         } else {
             response
         };
+        let status = response.status();
         let mut head = Vec::with_capacity(256);
         response.write_head(&mut head, close);
-        let send_body = method != Method::Head && response.status().allows_body();
+        let send_body = exchange.method != Some(Method::Head) && status.allows_body();
+        let mut bytes = head.len() as u64;
         match response.into_body() {
             Body::Bytes(body) if send_body => {
+                bytes += body.len() as u64;
                 head.extend_from_slice(&body);
                 conn.queue(head, now);
             }
             Body::File { file, len } if send_body => {
+                bytes += len;
                 conn.queue(head, now);
                 conn.file = Some(FileBody {
                     file,
@@ -487,18 +542,37 @@ impl Server {
             conn.close_after_flush();
         }
         mark_dirty(&mut self.dirty, token, conn);
+        self.stats.count_response(status);
+        log::info!(
+            "{} {} {} {}B {:?}",
+            exchange.method.map_or("-", Method::as_str),
+            exchange.path,
+            status.code(),
+            bytes,
+            now.duration_since(exchange.started)
+        );
     }
 
     /// Answers `200 text/event-stream`, replays missed events, and subscribes the connection.
-    fn start_stream(&mut self, token: Token, request: &Request, subscribe: Subscribe) {
+    fn start_stream(
+        &mut self,
+        token: Token,
+        request: &Request,
+        subscribe: Subscribe,
+        exchange: Exchange<'_>,
+    ) {
         let now = Instant::now();
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        let mut head =
-            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
-X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
-                .to_vec();
+        let mut head = STREAM_HEAD.to_vec();
+        self.stats.count_response(Status::OK);
+        log::info!(
+            "{} {} 200 stream {:?}",
+            exchange.method.map_or("-", Method::as_str),
+            exchange.path,
+            now.duration_since(exchange.started)
+        );
         if request.method() == Method::Head {
             conn.queue(head, now);
             conn.close_after_flush();
@@ -513,17 +587,18 @@ X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
             .header("last-event-id")
             .or_else(|| request.param("last_event_id"));
         let replay = match last_event_id {
-            Some(id) => self.hub.replay(subscribe.channels(), id.trim()),
+            Some(id) => {
+                self.stats.replays += 1;
+                self.hub.replay(subscribe.channels(), id.trim())
+            }
             None => Replay::default(),
         };
         if replay.reset {
-            conn.queue(
-                Event::new("events were missed")
-                    .event(RESET_EVENT)
-                    .to_bytes(),
-                now,
-            );
+            self.stats.gap_signals += 1;
+            let reset = Event::new("events were missed").event(RESET_EVENT);
+            conn.queue(reset.to_bytes(), now);
         }
+        self.stats.events_delivered += replay.frames.len() as u64;
         for frame in replay.frames {
             conn.queue_frame(frame, now);
         }
@@ -536,6 +611,7 @@ X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
         // A stream holds no request state: free the read buffer.
         conn.input = Vec::new();
         conn.request_started = None;
+        self.stats.connections_streaming += 1;
         mark_dirty(&mut self.dirty, token, conn);
     }
 
@@ -547,7 +623,7 @@ X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
         }
         let now = Instant::now();
         let cap = self.config.subscriber_queue_cap();
-        let mut slow = Vec::new();
+        let mut dropped = Vec::new();
         for (channel, frame) in self.hub.take_pending() {
             for token in self.hub.subscribers_of(&channel) {
                 let Some(conn) = self.conns.get_mut(&token) else {
@@ -555,17 +631,25 @@ X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
                 };
                 if conn.out.len() + frame.len() > cap {
                     // The cap counts only what the client has not taken: write before judging.
-                    if conn.write_pending(now).is_err() || conn.out.len() + frame.len() > cap {
-                        slow.push(token);
+                    match conn.write_pending(now) {
+                        Err(_) => {
+                            dropped.push((token, DropReason::WriteError));
+                            continue;
+                        }
+                        Ok(written) => self.stats.bytes_written += written as u64,
+                    }
+                    if conn.out.len() + frame.len() > cap {
+                        dropped.push((token, DropReason::SlowConsumer));
                         continue;
                     }
                 }
                 conn.queue_frame(frame.clone(), now);
+                self.stats.events_delivered += 1;
                 mark_dirty(&mut self.dirty, token, conn);
             }
         }
-        for token in slow {
-            self.close(token);
+        for (token, reason) in dropped {
+            self.close(token, reason);
         }
     }
 
@@ -582,15 +666,19 @@ X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
     }
 
     /// Writes queued bytes until the queue is empty or the socket is full, then moves the
-    /// connection on: close it, or resume reading pipelined requests that waited for the output.
+    /// connection on: close it, or resume reading pipelined requests that waited for output.
     fn flush(&mut self, token: Token) {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        // A failed write means the peer is gone: the connection is pruned.
-        if conn.write_pending(Instant::now()).is_err() {
-            self.close(token);
-            return;
+        match conn.write_pending(Instant::now()) {
+            Ok(written) => self.stats.bytes_written += written as u64,
+            // The peer is gone: a failed write prunes the connection.
+            Err(err) => {
+                log::debug!("{}: write failed: {err}", conn.peer);
+                self.close(token, DropReason::WriteError);
+                return;
+            }
         }
         if conn.has_output() {
             return;
@@ -615,82 +703,90 @@ X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
         };
         let interest = conn.interest();
         if interest != conn.registered {
-            if self
-                .poll
-                .registry()
+            let registry = self.poll.registry();
+            if registry
                 .reregister(&mut conn.socket, token, interest)
                 .is_err()
             {
-                self.close(token);
+                self.close(token, DropReason::WriteError);
                 return;
             }
             conn.registered = interest;
         }
     }
 
-    /// Closes a connection: out of the poll, out of every channel, socket dropped.
-    fn close(&mut self, token: Token) {
+    /// Closes a connection: out of the poll, out of every channel, socket dropped. `reason`
+    /// is counted when the connection was a stream.
+    fn close(&mut self, token: Token, reason: DropReason) {
         let Some(mut conn) = self.conns.remove(&token) else {
             return;
         };
         let _ = self.poll.registry().deregister(&mut conn.socket);
         if let Phase::Streaming { channels } = &conn.phase {
-            for channel in channels.iter() {
-                self.hub.unsubscribe(token, channel);
-            }
+            self.unsubscribe(token, channels, reason);
+            log::debug!("{}: stream closed ({})", conn.peer, reason.label());
         }
     }
 
+    fn unsubscribe(&mut self, token: Token, channels: &[String], reason: DropReason) {
+        for channel in channels {
+            self.hub.unsubscribe(token, channel);
+        }
+        self.stats.connections_streaming -= 1;
+        self.stats.count_drop(reason);
+    }
+
     /// The timers: request age, keep-alive idleness, stalled writes, lingering, heartbeats,
-    /// history expiry, and resuming accepts after running out of file descriptors.
+    /// history expiry, resuming accepts after running out of file descriptors, and the stats
+    /// snapshot.
     fn sweep(&mut self, now: Instant) {
         let config = &self.config;
+        let heartbeat = crate::sse::comment("heartbeat");
         let mut expired = Vec::new();
         let mut timed_out = Vec::new();
+        let mut idle = 0;
         for (&token, conn) in self.conns.iter_mut() {
             if conn.has_output() && now.duration_since(conn.last_progress) >= config.write_timeout()
             {
-                expired.push(token);
+                expired.push((token, DropReason::Stalled));
                 continue;
             }
             match &conn.phase {
-                Phase::Requests => {
-                    if conn
-                        .request_started
-                        .is_some_and(|at| now.duration_since(at) >= config.max_request_age())
-                    {
-                        timed_out.push(token);
-                    } else if conn.request_started.is_none()
-                        && !conn.has_output()
-                        && now.duration_since(conn.idle_since) >= config.keep_alive_timeout()
-                    {
-                        expired.push(token);
+                Phase::Requests => match conn.request_started {
+                    Some(at) if now.duration_since(at) >= config.max_request_age() => {
+                        timed_out.push((token, at));
                     }
-                }
+                    Some(_) => {}
+                    None if conn.has_output() => {}
+                    None if now.duration_since(conn.idle_since) >= config.keep_alive_timeout() => {
+                        expired.push((token, DropReason::HangUp));
+                    }
+                    None => idle += 1,
+                },
                 Phase::Streaming { .. } => {
                     if now.duration_since(conn.last_queued) >= config.heartbeat_interval() {
-                        conn.queue(crate::sse::comment("heartbeat"), now);
+                        conn.queue(heartbeat.clone(), now);
+                        self.stats.heartbeats += 1;
                         mark_dirty(&mut self.dirty, token, conn);
                     }
                 }
                 Phase::Closing => {}
                 Phase::Lingering { until } => {
                     if now >= *until {
-                        expired.push(token);
+                        expired.push((token, DropReason::HangUp));
                     }
                 }
             }
         }
-        for token in expired {
-            self.close(token);
+        self.stats.connections_idle = idle;
+        for (token, reason) in expired {
+            self.close(token, reason);
         }
-        for token in timed_out {
+        for (token, started) in timed_out {
             self.respond(
                 token,
                 Response::from(Error::Timeout),
-                Method::Get,
-                Version::Http11,
-                false,
+                Exchange::unparsed(started),
             );
         }
         self.hub.expire(now);
@@ -698,6 +794,24 @@ X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
             self.accept_paused_until = None;
             self.accept();
         }
+        self.refresh_gauges();
+        self.publish_stats();
+    }
+
+    /// Copies the gauges that are cheap to read into the stats.
+    fn refresh_gauges(&mut self) {
+        self.stats.connections = self.conns.len() as u64;
+        self.stats.channels = self.hub.channels() as u64;
+        self.stats.subscribers = self.hub.subscriptions() as u64;
+        self.stats.events_published = self.hub.published();
+    }
+
+    fn publish_stats(&self) {
+        let mut shared = self
+            .shared_stats
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        shared.clone_from(&self.stats);
     }
 
     /// Stops accepting and lets every connection finish what is queued, then close.
@@ -705,6 +819,7 @@ X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
         if self.shutdown_deadline.is_some() {
             return;
         }
+        log::info!("shutting down");
         self.shutdown_deadline = Some(Instant::now() + self.config.shutdown_grace());
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
@@ -719,15 +834,14 @@ X-Accel-Buffering: no\r\nConnection: close\r\n\r\n"
                 continue;
             }
             if !conn.has_output() {
-                self.close(token);
+                self.close(token, DropReason::Shutdown);
                 continue;
             }
-            if let Phase::Streaming { channels } = &conn.phase {
-                for channel in channels.iter() {
-                    self.hub.unsubscribe(token, channel);
-                }
-            }
+            let phase = std::mem::replace(&mut conn.phase, Phase::Closing);
             conn.close_after_flush();
+            if let Phase::Streaming { channels } = phase {
+                self.unsubscribe(token, &channels, DropReason::Shutdown);
+            }
         }
     }
 }
