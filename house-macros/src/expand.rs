@@ -30,6 +30,12 @@ pub fn handler(kind: Kind, args: TokenStream, item: Item) -> TokenStream {
     valid::handler(&handler, &mut errors);
     match errors.finish() {
         Ok(()) => companion(&handler, route(&handler)),
+        // A `self` receiver means the fn sits in an impl, where no companion type can go.
+        Err(error) if handler.func.sig.receiver().is_some() => {
+            let func = &handler.func;
+            let error = error.into_compile_error();
+            quote!(#func #error)
+        }
         Err(error) => {
             // The fn and its companion still exist, so `routes![..]` and calls of the fn do not
             // add "cannot find" errors to the real ones.
@@ -103,14 +109,19 @@ fn route(handler: &Handler) -> TokenStream {
     }
     // The trait bound of the return value is spanned at the return type, so a wrong type is
     // reported there.
-    let ret_span = match &sig.output {
-        ReturnType::Type(_, ty) => ty.span(),
-        ReturnType::Default => ident.span(),
+    let (ret_span, ret_ty) = match &sig.output {
+        // The turbofish makes rustc underline the whole type, not only its first token; an
+        // `impl Trait` cannot be named there.
+        ReturnType::Type(_, ty) if !matches!(**ty, syn::Type::ImplTrait(_)) => {
+            (ty.span(), quote!(::<#ty>))
+        }
+        ReturnType::Type(_, ty) => (ty.span(), TokenStream::new()),
+        ReturnType::Default => (ident.span(), TokenStream::new()),
     };
     let (ctor, out_ty, finish) = match handler.kind {
         Kind::Closing => {
             let mut respond =
-                quote_spanned!(ret_span=> ::house::__private::respond(__house_output));
+                quote_spanned!(ret_span=> ::house::__private::respond #ret_ty (__house_output));
             if let Some((_, content_type)) = &handler.args.content_type {
                 respond = quote!(::house::__private::with_content_type(#respond, #content_type));
             }
@@ -123,7 +134,7 @@ fn route(handler: &Handler) -> TokenStream {
         Kind::Stream => (
             quote!(::house::Route::stream),
             quote!(::core::result::Result<::house::Subscribe, ::house::Response>),
-            quote_spanned!(ret_span=> ::house::__private::subscribe(__house_output)),
+            quote_spanned!(ret_span=> ::house::__private::subscribe #ret_ty (__house_output)),
         ),
     };
     let methods = handler
@@ -212,9 +223,9 @@ fn check(param: &Param, rule: &Rule, reject: &TokenStream) -> TokenStream {
         (Rule::MaxCount(_, n), _) => {
             fail(quote!(::house::__private::check_max_count(&__house_value, #n)))
         }
-        (_, Shape::One) => element(quote!(&__house_value)),
+        (_, Shape::One) => element(quote_spanned!(key.span()=> &__house_value)),
         (_, Shape::Option) => {
-            let body = element(quote!(__house_item));
+            let body = element(quote_spanned!(key.span()=> __house_item));
             quote! {
                 if let ::core::option::Option::Some(__house_item) = &__house_value {
                     #body
@@ -222,7 +233,7 @@ fn check(param: &Param, rule: &Rule, reject: &TokenStream) -> TokenStream {
             }
         }
         (_, Shape::Vec) => {
-            let body = element(quote!(__house_item));
+            let body = element(quote_spanned!(key.span()=> __house_item));
             quote! {
                 for __house_item in &__house_value {
                     #body
