@@ -1,5 +1,9 @@
+//! A handler using every option; public handlers need no docs on the generated companion.
+#![deny(missing_docs, missing_debug_implementations, warnings)]
+
 use house::{closing_handler, routes, stream_handler, Hub, Json, Request, Status, Subscribe};
 
+/// A colour.
 #[derive(house::FromParam)]
 enum Colour {
     Red,
@@ -31,6 +35,7 @@ fn everything(
     Ok(format!("{s} {i} {f} {}", point.0.x))
 }
 
+/// The event stream.
 #[stream_handler(path = "/events")]
 pub fn events(#[param(max = 16)] room: String, _hub: &Hub) -> Subscribe {
     Subscribe::to(room)
