@@ -1,1 +1,228 @@
-//! Attribute macros for house handlers (skeleton; see the macros issue).
+//! Attribute macros for [house](https://docs.rs/house) handlers: a handler declares its
+//! parameters and their rules once, and the macro expands into the lookup, decoding and
+//! checking code you would otherwise write by hand. Use them through `house`, which re-exports
+//! them: `house::closing_handler`, `house::stream_handler`, `house::FromParam` (the derive).
+//!
+//! # Example
+//! ```
+//! use house::{closing_handler, routes, stream_handler, Ctx, Event, Handler, Hub, Method,
+//!             PublishError, Request, Subscribe};
+//!
+//! #[stream_handler]
+//! fn source(#[param(max = 16)] room: String) -> Subscribe {
+//!     Subscribe::to(room)
+//! }
+//!
+//! #[closing_handler(methods = [POST])]
+//! fn send_message(
+//!     #[param(max = 16)] room: String,
+//!     #[param(min = 5, max = 256)] message: String,
+//!     hub: &mut Hub,
+//! ) -> Result<&'static str, PublishError> {
+//!     hub.publish(&room, Event::new(message))?;
+//!     Ok("sent")
+//! }
+//!
+//! let routes = routes![source, send_message];
+//! assert_eq!(routes[1].path(), "/send-message");
+//!
+//! // Without a server: call the route's handler on a hand-made request.
+//! let Handler::Closing(send) = routes[1].handler() else { unreachable!() };
+//! let request = Request::new(Method::Post, "/send-message")
+//!     .with_param("room", "lobby")
+//!     .with_param("message", "hi");
+//! let response = send(&mut Ctx::new(&request, &mut Hub::default()));
+//! assert_eq!(response.status().code(), 400);
+//! # let mut body = Vec::new();
+//! # response.write_to(&mut body, false);
+//! # assert!(String::from_utf8(body).unwrap().ends_with(
+//! #     "\r\n\r\n400 Bad Request: parameter `message` must be at least 5 characters (got 2)\n"));
+//! ```
+//! The 400's body reads ``400 Bad Request: parameter `message` must be at least 5 characters
+//! (got 2)``.
+//!
+//! # Notes
+//! - The macros only see tokens: `Option<…>` and `Vec<…>` are recognised by name (a type alias
+//!   of them is an ordinary type), and so are `&Request` and `&Hub`/`&mut Hub`.
+//! - Mistakes in a declaration are compile errors on the offending token, all reported in one
+//!   compile; the fn is still emitted, so they do not cascade into unrelated errors.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![doc(test(attr(deny(warnings))))]
+
+use proc_macro::TokenStream;
+use syn::parse_macro_input;
+
+mod ast;
+mod attr;
+mod derive;
+mod expand;
+mod valid;
+
+/// Declares a closing handler: one request in, one response out.
+///
+/// The fn stays as written (callable and testable on its own). Next to it the macro emits a
+/// hidden companion type of the same name (in the type namespace, so it does not clash with the
+/// fn) that [`house::routes!`](https://docs.rs/house/latest/house/macro.routes.html) turns into a
+/// `house::Route`.
+///
+/// # Arguments of the attribute
+/// - `"/path"` or `path = "/path"`: the route's path. Default: `/` and the fn's name with `_`
+///   turned into `-` (`send_message` → `/send-message`).
+/// - `methods = [GET, POST]`: the accepted methods (any of `GET`, `HEAD`, `POST`, `PUT`,
+///   `DELETE`, `PATCH`, `OPTIONS`); others answer 405. Default: `GET`, `HEAD` and `POST`.
+/// - `content_type = "text/plain; charset=utf-8"`: the type of string bodies, which are
+///   otherwise `text/html; charset=utf-8`. Responses that set their own type (JSON, error pages,
+///   a `Response` with a `Content-Type`) keep it.
+///
+/// The route is named after the fn, so a duplicate path is reported naming both handlers.
+///
+/// # Arguments of the fn
+/// Context arguments are recognised by their type and may come in any position:
+/// `&Request` (the request) and `&Hub` / `&mut Hub` (the channel hub).
+///
+/// Every other argument is an HTTP parameter (from the query string or a form body) named
+/// after its binding, decoded through `house::FromParam`. Parameters are decoded and checked
+/// in declaration order, and their rules in the order written; the first failure answers
+/// `400 Bad Request` with a plain-text body naming the parameter and the rule:
+/// ``parameter `message` must be at least 5 characters (got 3)``, ``missing parameter `room` ``.
+///
+/// Types: `String`, every integer type, `f32`/`f64` (finite), `bool` (`true`/`on`/`1`,
+/// `false`/`off`/`0`), `char`, `house::Json<T>` for `T: Deserialize` (the value's text is JSON),
+/// enums with `#[derive(house::FromParam)]`, and any type implementing `house::FromParam`.
+/// Numbers are strict: `12abc`, ` 12` and out-of-range values answer 400. A present but
+/// empty parameter (`?room=`) is the empty string, which a `String` accepts and a number
+/// refuses. `Option<T>` is `None` when absent; `Vec<T>` collects every value of a repeated
+/// name (`?tag=a&tag=b`) and is empty when absent.
+///
+/// Rules go in `#[param(...)]`, with literals:
+/// - `name = "room"`: the HTTP name, when it differs from the binding's.
+/// - `min = 1`, `max = 16`: a `String`'s length in characters (not bytes: 16 × `é` is 16), or
+///   a number's value; both bounds pass. Other types join through `house::Bounded`. On `Option`
+///   and `Vec` they apply to each value.
+/// - `min_count = 1`, `max_count = 3`: how many values a `Vec` parameter may have.
+/// - `one_of = ["red", "green"]`: the allowed values.
+/// - `default = expr`: the value when the parameter is absent (a string literal for a `String`
+///   is converted). The rules check clients' values, not the default.
+///
+/// # Return type
+/// Anything implementing `house::IntoResponse`: `&str`/`String` (HTML), `house::Json<T>`,
+/// `house::Response`, `house::Status`, `()` (204), `(Status, T)`, or `Result<T, E>` of those.
+///
+/// # Examples
+/// ```
+/// use house::{closing_handler, routes, Json, Request};
+///
+/// #[derive(house::FromParam)]
+/// enum Unit {
+///     Celsius,
+///     Fahrenheit,
+/// }
+///
+/// #[closing_handler("/convert", methods = [GET], content_type = "text/plain")]
+/// fn convert(
+///     #[param(min = -273.15, max = 1e6)] degrees: f64,
+///     #[param(name = "to")] unit: Unit,
+///     #[param(default = 1)] digits: u8,
+///     request: &Request,
+/// ) -> String {
+///     let value = match unit {
+///         Unit::Celsius => (degrees - 32.0) / 1.8,
+///         Unit::Fahrenheit => degrees * 1.8 + 32.0,
+///     };
+///     format!("{value:.*} (for {})", usize::from(digits), request.path())
+/// }
+///
+/// #[closing_handler]
+/// fn tags(#[param(name = "tag", min_count = 1, max = 10)] tags: Vec<String>) -> Json<Vec<String>> {
+///     Json(tags)
+/// }
+///
+/// assert_eq!(convert(100.0, Unit::Celsius, 1, &Request::new(house::Method::Get, "/")), "37.8 (for /)");
+/// let routes = routes![convert, tags];
+/// assert_eq!(routes[1].path(), "/tags");
+/// ```
+///
+/// A rule that does not fit the parameter's type is a compile error:
+/// ```compile_fail
+/// #[house::closing_handler]
+/// fn toggle(#[param(min = 1)] on: bool) -> &'static str {
+///     //            ^^^ `min` does not apply to `bool`
+///     if on { "on" } else { "off" }
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn closing_handler(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = parse_macro_input!(item as syn::Item);
+    expand::handler(ast::Kind::Closing, args.into(), item).into()
+}
+
+/// Declares a stream handler: it answers `200 text/event-stream` and keeps the connection
+/// subscribed to the channels it returns.
+///
+/// Arguments, parameters and rules are those of [`closing_handler`] (except `content_type`:
+/// a stream is always `text/event-stream`). The fn returns what implements
+/// `house::IntoSubscribe`: a `house::Subscribe`, or `Result<Subscribe, E>` where `E` is a
+/// response (`house::Status`, `house::Response`, …) sent instead of the stream.
+///
+/// # Examples
+/// ```
+/// use house::{routes, stream_handler, Status, Subscribe};
+///
+/// #[stream_handler]
+/// fn source(#[param(max = 16)] room: String, history: Option<bool>) -> Result<Subscribe, Status> {
+///     if room == "secret" {
+///         return Err(Status::FORBIDDEN);
+///     }
+///     let subscribe = Subscribe::to(room);
+///     Ok(if history == Some(true) { subscribe.and("history") } else { subscribe })
+/// }
+///
+/// assert_eq!(routes![source][0].path(), "/source");
+/// ```
+///
+/// A stream handler that returns a page instead of a subscription is a compile error:
+/// ```compile_fail
+/// #[house::stream_handler]
+/// fn source() -> &'static str {
+///     "not a stream"
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn stream_handler(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = parse_macro_input!(item as syn::Item);
+    expand::handler(ast::Kind::Stream, args.into(), item).into()
+}
+
+/// Derives `house::FromParam` for an enum of unit variants: the parameter must name a variant.
+///
+/// A variant's name is its identifier in kebab-case (`DarkBlue` → `dark-blue`), or
+/// `#[param(name = "…")]`. Any other value answers 400:
+/// ``parameter `colour` must be one of `red`, `dark-blue` (got `pink`)``.
+///
+/// # Examples
+/// ```
+/// use house::FromParam;
+///
+/// #[derive(FromParam, Debug, PartialEq)]
+/// enum Colour {
+///     Red,
+///     DarkBlue,
+///     #[param(name = "gr")]
+///     Green,
+/// }
+///
+/// assert_eq!(Colour::from_param("dark-blue"), Ok(Colour::DarkBlue));
+/// assert_eq!(Colour::from_param("gr"), Ok(Colour::Green));
+/// assert_eq!(
+///     Colour::from_param("pink").unwrap_err().message("colour"),
+///     "parameter `colour` must be one of `red`, `dark-blue`, `gr` (got `pink`)"
+/// );
+/// ```
+#[proc_macro_derive(FromParam, attributes(param))]
+pub fn derive_from_param(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as syn::DeriveInput);
+    derive::from_param(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}

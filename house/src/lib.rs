@@ -28,6 +28,8 @@ mod config;
 mod conn;
 mod error;
 mod hub;
+mod macros;
+mod param;
 pub mod parse;
 mod request;
 mod response;
@@ -38,7 +40,11 @@ mod stats;
 
 pub use config::Config;
 pub use error::{status_for, Error};
+pub use house_macros::{closing_handler, stream_handler, FromParam};
 pub use hub::{Hub, PublishError, RESET_EVENT};
+#[doc(hidden)]
+pub use param::__private;
+pub use param::{Bounded, FromParam, ParamError};
 pub use request::{JsonBodyError, Method, Methods, Params, Request, Version};
 pub use response::{Body, IntoResponse, InvalidHeader, Json, Response, Status};
 pub use route::{

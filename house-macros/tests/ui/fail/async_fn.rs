@@ -1,0 +1,6 @@
+#[house::closing_handler]
+async fn send() -> &'static str {
+    "sent"
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[derive(house::FromParam)]
+struct Colour(String);
+
+fn main() {}

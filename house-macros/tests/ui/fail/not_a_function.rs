@@ -1,0 +1,4 @@
+#[house::closing_handler]
+struct Send;
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[house::closing_handler("send")]
+fn send() -> &'static str {
+    "sent"
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[house::stream_handler]
+fn source() -> &'static str {
+    "lobby"
+}
+
+fn main() {}

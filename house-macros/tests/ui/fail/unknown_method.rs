@@ -1,0 +1,6 @@
+#[house::closing_handler(methods = [GET, FETCH])]
+fn index() -> &'static str {
+    "hi"
+}
+
+fn main() {}
