@@ -81,6 +81,8 @@ pub struct Config {
     pub(crate) listen_backlog: i32,
     pub(crate) max_connections: usize,
     pub(crate) shutdown_grace: Duration,
+    #[cfg(feature = "redis")]
+    pub(crate) redis_url: Option<String>,
 }
 
 impl Default for Config {
@@ -100,6 +102,8 @@ impl Default for Config {
             listen_backlog: LISTEN_BACKLOG,
             max_connections: fd_limit().saturating_sub(FD_MARGIN).max(1),
             shutdown_grace: SHUTDOWN_GRACE,
+            #[cfg(feature = "redis")]
+            redis_url: None,
         }
     }
 }
@@ -141,6 +145,26 @@ settings! {
 }
 
 impl Config {
+    /// Puts publishing and history behind the Redis at `url` (e.g. `redis://127.0.0.1:6379`),
+    /// so that several nodes share channels. Feature `redis`.
+    ///
+    /// Events are kept in one Redis Stream per channel (`house:stream:CHANNEL`, trimmed to
+    /// about [`HISTORY_EVENTS`]), and ids are Redis's, prefixed with an epoch that changes if
+    /// Redis loses its data. A handler's own event id is replaced by that id. While Redis is
+    /// unreachable, publishes answer 503 and streams stay open; once it is back they catch up,
+    /// or get the `reset` event if what they missed is gone. Sessions stay in each process.
+    #[cfg(feature = "redis")]
+    pub fn with_redis(mut self, url: impl Into<String>) -> Config {
+        self.redis_url = Some(url.into());
+        self
+    }
+
+    /// The Redis URL, when publishing goes through Redis.
+    #[cfg(feature = "redis")]
+    pub fn redis_url(&self) -> Option<&str> {
+        self.redis_url.as_deref()
+    }
+
     /// How often the loop sweeps its timers: a fraction of the shortest timeout, so each fires
     /// within about a quarter of its length.
     pub(crate) fn tick(&self) -> Duration {

@@ -10,6 +10,7 @@ use mio::net::TcpStream;
 use mio::Interest;
 
 use crate::hub::Frame;
+use crate::{Method, Response, Version};
 
 /// Most slices handed to one `writev`: enough to coalesce a burst of queued events into one
 /// syscall, few enough to build on the stack.
@@ -23,8 +24,12 @@ pub(crate) const FILE_CHUNK: usize = 64 * 1024;
 pub(crate) enum Phase {
     /// Receiving requests and answering them in order (one, or several with keep-alive).
     Requests,
-    /// Subscribed to channels; input is read only to notice a hang-up.
-    Streaming { channels: Box<[String]> },
+    /// Subscribed to channels; input is read only to notice a hang-up. With a broker, a new
+    /// stream is not `attached` to its channels until its replay arrives.
+    Streaming {
+        channels: Box<[String]>,
+        attached: bool,
+    },
     /// Writing what is queued, then shutting down the write side.
     Closing,
     /// Write side shut; reading and discarding until the peer closes or `until`, so unread input
@@ -113,6 +118,23 @@ impl OutQueue {
     }
 }
 
+/// A response held back until the broker acknowledges the events its handler published, so
+/// that "sent" is never said of an event Redis did not take.
+#[derive(Debug)]
+pub(crate) struct Parked {
+    pub(crate) response: Response,
+    pub(crate) method: Option<Method>,
+    pub(crate) version: Version,
+    pub(crate) path: String,
+    pub(crate) keep_alive: bool,
+    pub(crate) started: Instant,
+    pub(crate) since: Instant,
+    /// Acknowledgements still to come.
+    pub(crate) awaiting: usize,
+    /// Whether any publish failed.
+    pub(crate) failed: bool,
+}
+
 /// The rest of a file response, read into the queue as the client drains it.
 #[derive(Debug)]
 pub(crate) struct FileBody {
@@ -156,6 +178,7 @@ pub(crate) struct Conn {
     pub(crate) idle_since: Instant,
     pub(crate) out: OutQueue,
     pub(crate) file: Option<FileBody>,
+    pub(crate) parked: Option<Box<Parked>>,
     /// When bytes were last queued (heartbeats go to streams quiet since long enough).
     pub(crate) last_queued: Instant,
     /// When the client last took bytes from a non-empty queue.
@@ -180,6 +203,7 @@ impl Conn {
             idle_since: now,
             out: OutQueue::default(),
             file: None,
+            parked: None,
             last_queued: now,
             last_progress: now,
             read_paused: false,

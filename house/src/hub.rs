@@ -105,6 +105,12 @@ pub struct Hub {
     published: u64,
     /// Subscriptions across all channels.
     subscriptions: usize,
+    /// Publishes handed to the broker during the current handler call, awaiting Redis.
+    tickets: Vec<u64>,
+    /// Local streams attached or waiting to attach, per channel (with a broker).
+    interest: HashMap<String, usize>,
+    #[cfg(feature = "redis")]
+    broker: Option<crate::broker::Broker>,
 }
 
 impl fmt::Debug for Hub {
@@ -140,6 +146,10 @@ impl Hub {
             closed: false,
             published: 0,
             subscriptions: 0,
+            tickets: Vec::new(),
+            interest: HashMap::new(),
+            #[cfg(feature = "redis")]
+            broker: None,
         }
     }
 
@@ -161,6 +171,16 @@ impl Hub {
     pub fn publish(&mut self, channel: &str, event: Event) -> Result<(), PublishError> {
         if self.closed {
             return Err(PublishError::Closed);
+        }
+        #[cfg(feature = "redis")]
+        if let Some(broker) = &mut self.broker {
+            // Redis assigns the id and keeps the history; the event comes back to every node.
+            let mut body = Vec::with_capacity(event.get_data().len() + 16);
+            event.write_body_to(&mut body);
+            let ticket = broker.publish(channel, body)?;
+            self.tickets.push(ticket);
+            self.published += 1;
+            return Ok(());
         }
         self.seq += 1;
         self.published += 1;
@@ -228,6 +248,71 @@ impl Hub {
 
     pub(crate) fn close(&mut self) {
         self.closed = true;
+    }
+
+    /// Whether publishing and history go through a broker (Redis) instead of this process.
+    pub(crate) fn is_remote(&self) -> bool {
+        #[cfg(feature = "redis")]
+        if self.broker.is_some() {
+            return true;
+        }
+        false
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn connect(&mut self, broker: crate::broker::Broker) {
+        self.broker = Some(broker);
+    }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn broker(&self) -> Option<&crate::broker::Broker> {
+        self.broker.as_ref()
+    }
+
+    /// The tickets of publishes made since the last call, each acknowledged by the broker.
+    pub(crate) fn take_tickets(&mut self) -> Vec<u64> {
+        std::mem::take(&mut self.tickets)
+    }
+
+    /// A delivered event (from the broker): queued for this channel's local subscribers.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn deliver(&mut self, channel: String, frame: Frame) {
+        if self.subscribers(&channel) > 0 {
+            self.pending.push((channel, frame));
+        }
+    }
+
+    /// Asks the broker for a new stream's replay, keeping its channels of interest meanwhile.
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    pub(crate) fn request_replay(
+        &mut self,
+        token: Token,
+        channels: &[String],
+        last_event_id: Option<&str>,
+    ) {
+        for channel in channels {
+            *self.interest.entry(channel.clone()).or_default() += 1;
+        }
+        #[cfg(feature = "redis")]
+        if let Some(broker) = &self.broker {
+            broker.replay(token, channels.to_vec(), last_event_id.map(str::to_owned));
+        }
+    }
+
+    /// A remote stream left `channel`: when it was the last local one, the broker stops
+    /// reading the channel.
+    pub(crate) fn drop_interest(&mut self, channel: &str) {
+        let Some(count) = self.interest.get_mut(channel) else {
+            return;
+        };
+        *count -= 1;
+        if *count == 0 {
+            self.interest.remove(channel);
+            #[cfg(feature = "redis")]
+            if let Some(broker) = &self.broker {
+                broker.forget(channel);
+            }
+        }
     }
 
     pub(crate) fn subscribe(&mut self, token: Token, channel: &str) {

@@ -24,6 +24,8 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+#[cfg(feature = "redis")]
+mod broker;
 mod config;
 mod conn;
 mod error;

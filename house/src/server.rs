@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -11,8 +12,8 @@ use std::time::{Duration, Instant};
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::conn::{Conn, FileBody, Phase};
-use crate::hub::{HistoryLimits, Replay};
+use crate::conn::{Conn, FileBody, Parked, Phase};
+use crate::hub::{Frame, HistoryLimits, Replay};
 use crate::parse::{parse_request, Parsed};
 use crate::route::Lookup;
 use crate::stats::{DropReason, Stats};
@@ -41,6 +42,10 @@ const PIPELINE_BACKLOG: usize = 256 * 1024;
 /// How long a closed connection keeps draining the client's unread input (see
 /// `Phase::Lingering`).
 const LINGER: Duration = Duration::from_secs(1);
+
+/// How long a response waits for the broker to acknowledge its handler's publishes before it
+/// becomes a 503.
+const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The head of every stream response.
 const STREAM_HEAD: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
@@ -79,11 +84,23 @@ pub struct Handle {
     sender: Sender<Command>,
     waker: Arc<Waker>,
     stats: Arc<Mutex<Stats>>,
+    /// Whether the broker is reachable, when there is one.
+    broker_up: Option<Arc<AtomicBool>>,
 }
 
 impl Handle {
-    /// Publishes `event` to `channel` on the loop's next turn.
+    /// Publishes `event` to `channel` on the loop's next turn. With Redis, fails at once while
+    /// Redis is unreachable.
     pub fn publish(&self, channel: impl Into<String>, event: Event) -> Result<(), PublishError> {
+        if self
+            .broker_up
+            .as_ref()
+            .is_some_and(|up| !up.load(Ordering::Relaxed))
+        {
+            return Err(PublishError::Unavailable(
+                "the Redis broker is unreachable".into(),
+            ));
+        }
         self.send(Command::Publish(channel.into(), event))
     }
 
@@ -156,6 +173,8 @@ pub struct Server {
     stats: Stats,
     /// The copy of `stats` that [`Handle::stats`] reads, refreshed by each sweep.
     shared_stats: Arc<Mutex<Stats>>,
+    /// Which connection's parked response each outstanding publish ticket belongs to.
+    awaiting: HashMap<u64, Token>,
 }
 
 impl std::fmt::Debug for Server {
@@ -188,11 +207,17 @@ impl Server {
             .register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (sender, commands) = mpsc::channel();
-        let hub = Hub::new(HistoryLimits {
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut hub = Hub::new(HistoryLimits {
             events: config.history_events(),
             bytes: config.history_bytes(),
             idle_ttl: config.history_ttl(),
         });
+        #[cfg(feature = "redis")]
+        if let Some(url) = config.redis_url() {
+            let broker = crate::broker::Broker::start(url, config.history_events(), waker.clone())?;
+            hub.connect(broker);
+        }
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -211,6 +236,7 @@ impl Server {
             shutdown_deadline: None,
             stats: Stats::default(),
             shared_stats: Arc::default(),
+            awaiting: HashMap::new(),
         })
     }
 
@@ -225,7 +251,18 @@ impl Server {
             sender: self.sender.clone(),
             waker: self.waker.clone(),
             stats: self.shared_stats.clone(),
+            broker_up: self.broker_up(),
         }
+    }
+
+    #[cfg(feature = "redis")]
+    fn broker_up(&self) -> Option<Arc<AtomicBool>> {
+        self.hub.broker().map(crate::broker::Broker::up_flag)
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn broker_up(&self) -> Option<Arc<AtomicBool>> {
+        None
     }
 
     /// Runs the loop on this thread until [`Handle::shutdown`] is called.
@@ -322,14 +359,52 @@ impl Server {
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Publish(channel, event)) => {
-                    let _ = self.hub.publish(&channel, event);
+                    if let Err(err) = self.hub.publish(&channel, event) {
+                        log::warn!("publish to `{channel}` from another thread failed: {err}");
+                    }
+                    // Nobody waits for these publishes' acknowledgements.
+                    self.hub.take_tickets();
                     self.fan_out();
                 }
                 Ok(Command::Shutdown) => self.begin_shutdown(),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        self.drain_broker();
     }
+
+    /// Acts on what the broker sent, in order.
+    #[cfg(feature = "redis")]
+    fn drain_broker(&mut self) {
+        use crate::broker::BrokerMsg;
+        while let Some(msg) = self.hub.broker().and_then(crate::broker::Broker::try_recv) {
+            match msg {
+                BrokerMsg::Deliver { channel, frame } => self.hub.deliver(channel, frame),
+                BrokerMsg::Attach {
+                    token,
+                    reset,
+                    frames,
+                } => {
+                    // Deliveries before this answer were in the replay: send them on first.
+                    self.fan_out();
+                    self.attach(token, reset, frames);
+                }
+                BrokerMsg::Acked { ticket, ok } => {
+                    if let Some(token) = self.awaiting.remove(&ticket) {
+                        self.acknowledge(token, ok);
+                    }
+                }
+                BrokerMsg::Reset(channel) => {
+                    self.fan_out();
+                    self.signal_gap(channel.as_deref());
+                }
+            }
+        }
+        self.fan_out();
+    }
+
+    #[cfg(not(feature = "redis"))]
+    fn drain_broker(&mut self) {}
 
     fn conn_event(&mut self, token: Token, event: &mio::event::Event) {
         // Errors and hang-ups surface through the next read or write, which closes the
@@ -407,6 +482,7 @@ impl Server {
                 return;
             };
             if !matches!(conn.phase, Phase::Requests)
+                || conn.parked.is_some()
                 || conn.input.is_empty()
                 || conn.out.len() >= PIPELINE_BACKLOG
             {
@@ -493,7 +569,11 @@ impl Server {
         // Events the handler published go out before a new stream subscribes, so its replay
         // and the live events neither overlap nor leave a gap.
         self.fan_out();
+        let tickets = self.hub.take_tickets();
         match outcome {
+            Outcome::Respond(response) if !tickets.is_empty() => {
+                self.park(token, response, exchange, tickets);
+            }
             Outcome::Respond(response) => self.respond(token, response, exchange),
             Outcome::Stream(subscribe) => self.start_stream(token, request, subscribe, exchange),
             Outcome::Panicked => {
@@ -583,36 +663,152 @@ impl Server {
             head.extend_from_slice(format!("retry: {}\n\n", retry.as_millis()).as_bytes());
         }
         conn.queue(head, now);
-        let last_event_id = request
-            .header("last-event-id")
-            .or_else(|| request.param("last_event_id"));
-        let replay = match last_event_id {
-            Some(id) => {
-                self.stats.replays += 1;
-                self.hub.replay(subscribe.channels(), id.trim())
-            }
-            None => Replay::default(),
-        };
-        if replay.reset {
-            self.stats.gap_signals += 1;
-            let reset = Event::new("events were missed").event(RESET_EVENT);
-            conn.queue(reset.to_bytes(), now);
-        }
-        self.stats.events_delivered += replay.frames.len() as u64;
-        for frame in replay.frames {
-            conn.queue_frame(frame, now);
-        }
-        for channel in subscribe.channels() {
-            self.hub.subscribe(token, channel);
-        }
         conn.phase = Phase::Streaming {
             channels: subscribe.channels().into(),
+            attached: false,
         };
         // A stream holds no request state: free the read buffer.
         conn.input = Vec::new();
         conn.request_started = None;
         self.stats.connections_streaming += 1;
         mark_dirty(&mut self.dirty, token, conn);
+        let last_event_id = request
+            .header("last-event-id")
+            .or_else(|| request.param("last_event_id"))
+            .map(str::trim);
+        if last_event_id.is_some() {
+            self.stats.replays += 1;
+        }
+        if self.hub.is_remote() {
+            // The broker answers with the replay; the stream attaches then.
+            self.hub
+                .request_replay(token, subscribe.channels(), last_event_id);
+            return;
+        }
+        let replay = match last_event_id {
+            Some(id) => self.hub.replay(subscribe.channels(), id),
+            None => Replay::default(),
+        };
+        self.attach(token, replay.reset, replay.frames);
+    }
+
+    /// Sends a new stream what it missed, then subscribes it to its channels.
+    fn attach(&mut self, token: Token, reset: bool, frames: Vec<Frame>) {
+        let now = Instant::now();
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        match &mut conn.phase {
+            Phase::Streaming { attached, .. } if !*attached => *attached = true,
+            _ => return,
+        }
+        if reset {
+            self.stats.gap_signals += 1;
+            conn.queue(reset_event(), now);
+        }
+        self.stats.events_delivered += frames.len() as u64;
+        for frame in frames {
+            conn.queue_frame(frame, now);
+        }
+        if let Phase::Streaming { channels, .. } = &conn.phase {
+            for channel in channels.iter() {
+                self.hub.subscribe(token, channel);
+            }
+        }
+        mark_dirty(&mut self.dirty, token, conn);
+    }
+
+    /// Tells attached streams (of `channel`, or all) that they missed events.
+    #[cfg(feature = "redis")]
+    fn signal_gap(&mut self, channel: Option<&str>) {
+        let now = Instant::now();
+        for (&token, conn) in self.conns.iter_mut() {
+            let Phase::Streaming {
+                channels,
+                attached: true,
+            } = &conn.phase
+            else {
+                continue;
+            };
+            if channel.is_some_and(|gap| !channels.iter().any(|c| c == gap)) {
+                continue;
+            }
+            self.stats.gap_signals += 1;
+            conn.queue(reset_event(), now);
+            mark_dirty(&mut self.dirty, token, conn);
+        }
+    }
+
+    /// Holds a response until the broker acknowledges every publish its handler made.
+    fn park(
+        &mut self,
+        token: Token,
+        response: Response,
+        exchange: Exchange<'_>,
+        tickets: Vec<u64>,
+    ) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        for &ticket in &tickets {
+            self.awaiting.insert(ticket, token);
+        }
+        conn.parked = Some(Box::new(Parked {
+            response,
+            method: exchange.method,
+            version: exchange.version,
+            path: exchange.path.to_owned(),
+            keep_alive: exchange.keep_alive,
+            started: exchange.started,
+            since: Instant::now(),
+            awaiting: tickets.len(),
+            failed: false,
+        }));
+    }
+
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    fn acknowledge(&mut self, token: Token, ok: bool) {
+        let Some(parked) = self.conns.get_mut(&token).and_then(|c| c.parked.as_mut()) else {
+            return;
+        };
+        parked.failed |= !ok;
+        parked.awaiting = parked.awaiting.saturating_sub(1);
+        if parked.awaiting == 0 {
+            self.release(token);
+        }
+    }
+
+    /// Sends a parked response (a 503 if a publish failed) and goes on with pipelined requests.
+    fn release(&mut self, token: Token) {
+        let Some(parked) = self.conns.get_mut(&token).and_then(|c| c.parked.take()) else {
+            return;
+        };
+        let Parked {
+            response,
+            method,
+            version,
+            path,
+            keep_alive,
+            started,
+            failed,
+            ..
+        } = *parked;
+        let response = if failed {
+            crate::IntoResponse::into_response(PublishError::Unavailable(
+                "Redis did not take the event".into(),
+            ))
+        } else {
+            response
+        };
+        let exchange = Exchange {
+            method,
+            version,
+            path: &path,
+            keep_alive,
+            started,
+        };
+        self.respond(token, response, exchange);
+        self.process_requests(token);
     }
 
     /// Queues every newly published event to its channel's subscribers. A subscriber whose
@@ -722,7 +918,7 @@ impl Server {
             return;
         };
         let _ = self.poll.registry().deregister(&mut conn.socket);
-        if let Phase::Streaming { channels } = &conn.phase {
+        if let Phase::Streaming { channels, .. } = &conn.phase {
             self.unsubscribe(token, channels, reason);
             log::debug!("{}: stream closed ({})", conn.peer, reason.label());
         }
@@ -731,6 +927,7 @@ impl Server {
     fn unsubscribe(&mut self, token: Token, channels: &[String], reason: DropReason) {
         for channel in channels {
             self.hub.unsubscribe(token, channel);
+            self.hub.drop_interest(channel);
         }
         self.stats.connections_streaming -= 1;
         self.stats.count_drop(reason);
@@ -745,7 +942,15 @@ impl Server {
         let mut expired = Vec::new();
         let mut timed_out = Vec::new();
         let mut idle = 0;
+        let mut unacknowledged = Vec::new();
         for (&token, conn) in self.conns.iter_mut() {
+            if let Some(parked) = &mut conn.parked {
+                if now.duration_since(parked.since) >= PUBLISH_ACK_TIMEOUT {
+                    parked.failed = true;
+                    unacknowledged.push(token);
+                }
+                continue;
+            }
             if conn.has_output() && now.duration_since(conn.last_progress) >= config.write_timeout()
             {
                 expired.push((token, DropReason::Stalled));
@@ -779,6 +984,9 @@ impl Server {
             }
         }
         self.stats.connections_idle = idle;
+        for token in unacknowledged {
+            self.release(token);
+        }
         for (token, reason) in expired {
             self.close(token, reason);
         }
@@ -839,11 +1047,17 @@ impl Server {
             }
             let phase = std::mem::replace(&mut conn.phase, Phase::Closing);
             conn.close_after_flush();
-            if let Phase::Streaming { channels } = phase {
+            if let Phase::Streaming { channels, .. } = phase {
                 self.unsubscribe(token, &channels, DropReason::Shutdown);
             }
         }
     }
+}
+
+fn reset_event() -> Vec<u8> {
+    Event::new("events were missed")
+        .event(RESET_EVENT)
+        .to_bytes()
 }
 
 /// What a handler produced.

@@ -98,6 +98,11 @@ impl Event {
         if let Some(id) = &self.id {
             field(out, "id", id);
         }
+        self.write_body_to(out);
+    }
+
+    /// Appends everything but the `id:` line (a broker adds its own id).
+    pub(crate) fn write_body_to(&self, out: &mut Vec<u8>) {
         if let Some(name) = &self.event {
             field(out, "event", name);
         }
