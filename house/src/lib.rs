@@ -27,6 +27,7 @@
 mod config;
 mod conn;
 mod error;
+pub mod files;
 mod hub;
 mod macros;
 mod param;
