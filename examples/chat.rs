@@ -18,7 +18,9 @@ use std::io;
 use std::path::Path;
 use std::process::ExitCode;
 
-use house::{files, Config, Event, Hub, Methods, Request, Response, Route, Server, Status, Subscribe};
+use house::{
+    files, Config, Event, Hub, Methods, Request, Response, Route, Server, Status, Subscribe,
+};
 use serde::Serialize;
 
 /// Where the page, its script and its style live, whatever directory the example runs from.
@@ -51,14 +53,23 @@ fn send_message(request: &Request, hub: &mut Hub) -> Result<&'static str, Respon
     let name = text_param(request, "name", 1, 64)?;
     let message = text_param(request, "message", 5, 256)?;
     let event = Event::json(&Chat { name, message });
-    hub.publish(room, event).map_err(house::IntoResponse::into_response)?;
+    hub.publish(room, event)
+        .map_err(house::IntoResponse::into_response)?;
     Ok("sent")
 }
 
 /// Parameter `name`, between `min` and `max` characters long, or the 400 that says why not.
-fn text_param<'a>(request: &'a Request, name: &str, min: usize, max: usize) -> Result<&'a str, Response> {
+fn text_param<'a>(
+    request: &'a Request,
+    name: &str,
+    min: usize,
+    max: usize,
+) -> Result<&'a str, Response> {
     let Some(value) = request.param(name) else {
-        return Err(Response::error(Status::BAD_REQUEST, format!("missing parameter `{name}`")));
+        return Err(Response::error(
+            Status::BAD_REQUEST,
+            format!("missing parameter `{name}`"),
+        ));
     };
     let got = value.chars().count();
     let rule = if got < min {
@@ -68,7 +79,10 @@ fn text_param<'a>(request: &'a Request, name: &str, min: usize, max: usize) -> R
     } else {
         return Ok(value);
     };
-    Err(Response::error(Status::BAD_REQUEST, format!("parameter `{name}` {rule}")))
+    Err(Response::error(
+        Status::BAD_REQUEST,
+        format!("parameter `{name}` {rule}"),
+    ))
 }
 
 /// The chat's routes: the three handlers and the static files under `/static/`.
@@ -120,9 +134,9 @@ impl Options {
                 "--host" => options.host = value()?,
                 "--port" => {
                     let port = value()?;
-                    options.port = port
-                        .parse()
-                        .map_err(|_| format!("`--port` must be a number from 0 to 65535 (got `{port}`)"))?;
+                    options.port = port.parse().map_err(|_| {
+                        format!("`--port` must be a number from 0 to 65535 (got `{port}`)")
+                    })?;
                 }
                 "-h" | "--help" => return Err(String::new()),
                 _ => return Err(format!("unknown argument `{flag}`")),
@@ -187,10 +201,19 @@ mod tests {
     fn flags() {
         assert_eq!(parse(&[]).unwrap().addr(), "127.0.0.1:4242");
         assert_eq!(parse(&["--port", "0"]).unwrap().addr(), "127.0.0.1:0");
-        assert_eq!(parse(&["--host=0.0.0.0", "--port=80"]).unwrap().addr(), "0.0.0.0:80");
+        assert_eq!(
+            parse(&["--host=0.0.0.0", "--port=80"]).unwrap().addr(),
+            "0.0.0.0:80"
+        );
         assert_eq!(parse(&["--host", "::1"]).unwrap().addr(), "[::1]:4242");
         assert_eq!(parse(&["--port"]).unwrap_err(), "`--port` needs a value");
-        assert_eq!(parse(&["--port", "http"]).unwrap_err(), "`--port` must be a number from 0 to 65535 (got `http`)");
-        assert_eq!(parse(&["--verbose"]).unwrap_err(), "unknown argument `--verbose`");
+        assert_eq!(
+            parse(&["--port", "http"]).unwrap_err(),
+            "`--port` must be a number from 0 to 65535 (got `http`)"
+        );
+        assert_eq!(
+            parse(&["--verbose"]).unwrap_err(),
+            "unknown argument `--verbose`"
+        );
     }
 }

@@ -114,8 +114,8 @@
   function addMessage(name, text) {
     const item = el("li", "msg");
     if (name === nameInput.value.trim()) item.classList.add("mine");
+    item.style.setProperty("--hue", hue(name));
     const avatar = el("span", "avatar", [...name][0]?.toUpperCase() || "?");
-    avatar.style.setProperty("--hue", hue(name));
     avatar.setAttribute("aria-hidden", "true");
     const bubble = el("div", "bubble");
     const meta = el("div", "meta");

@@ -90,6 +90,7 @@ pub fn mount(prefix: impl Into<Cow<'static, str>>, dir: impl AsRef<Path>) -> io:
             None => not_found(),
         }
     })
+    .with_prefix()
     .with_methods(Methods::GET | Methods::HEAD)
     .with_name(name))
 }
@@ -486,6 +487,11 @@ mod tests {
         let (_tmp, root) = site();
         let route = mount("/static", &root).unwrap();
         assert_eq!(route.path(), "/static/");
+        let routes = crate::Routes::new([mount("/static", &root).unwrap()]).unwrap();
+        assert!(matches!(
+            routes.lookup("/static/css/app.css", Method::Get),
+            crate::route::Lookup::Found(_)
+        ));
         assert!(route.methods().contains(Method::Head));
         assert!(!route.methods().contains(Method::Post));
 
