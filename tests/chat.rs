@@ -169,7 +169,8 @@ fn encode(params: &str) -> String {
 }
 
 fn static_file(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/static/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+    std::fs::read(format!("{}/static/{name}", env!("CARGO_MANIFEST_DIR")))
+        .expect("the page's files are in static/")
 }
 
 #[test]

@@ -1,5 +1,6 @@
 //! `house::files` over real sockets, on a directory made for the test: dotfiles, symlinks that
 //! lead out, directories, and a file large enough to be streamed.
+#![allow(clippy::unwrap_used)]
 
 mod chat_support;
 

@@ -1,7 +1,7 @@
 //! The chat example, started in-process on an ephemeral port, and raw-socket helpers for the
 //! chat tests.
-// Each test crate uses a different subset of the helpers.
-#![allow(dead_code)]
+// Each test crate uses a different subset of the helpers; a failed unwrap is a failed test.
+#![allow(dead_code, clippy::unwrap_used)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
