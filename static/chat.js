@@ -61,15 +61,16 @@
   // EventSource hides the status and body of a refused stream; ask once more to show why,
   // then try again later (a 503 at the connection cap is temporary).
   async function explainRefusal() {
-    setState("reconnecting", "offline");
+    setState("reconnecting");
     const controller = new AbortController();
     try {
       const response = await fetch(`/source?room=${encodeURIComponent(room)}`, {
         signal: controller.signal,
         headers: { Accept: "text/event-stream" },
       });
-      controller.abort();
-      if (!response.ok) {
+      if (response.ok) {
+        controller.abort(); // a stream after all: the retry below reconnects properly
+      } else {
         const detail = describe(await response.text().catch(() => ""), response.status);
         setError("form", `Cannot join #${room}: ${detail}`);
         if (response.status === 400) {

@@ -40,7 +40,7 @@ const browser = await chromium.launch({
 
 const problems = [];
 
-async function open(who, path) {
+async function open(who, path, state = "live") {
   // A context each: two people with their own storage, like two browsers.
   const context = await browser.newContext({ viewport: { width: 900, height: 640 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
@@ -51,7 +51,7 @@ async function open(who, path) {
   });
   page.on("pageerror", (err) => problems.push(`${who}: script error: ${err.message}`));
   await page.goto(`${base}${path}`);
-  await page.locator("#status[data-state=live]").waitFor();
+  await page.locator(`#status[data-state=${state}]`).waitFor();
   return page;
 }
 
@@ -60,7 +60,11 @@ async function send(page, name, message) {
   await page.fill("#message", message);
   const answered = page.waitForResponse((r) => r.url().endsWith("/send-message"));
   await page.click("#send");
-  return (await answered).status();
+  const status = (await answered).status();
+  // The page re-enables the button once it has handled the answer (cleared the box or
+  // shown the error); checks before that would race it.
+  await page.locator("#send:enabled").waitFor();
+  return status;
 }
 
 /// Waits until `page` shows a message from `name` with exactly `text`.
@@ -127,6 +131,14 @@ try {
   const overflow = await bob.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, `nothing overflows at phone width (${overflow}px)`);
   if (process.env.PHONE_SCREENSHOT) await bob.screenshot({ path: process.env.PHONE_SCREENSHOT });
+
+  // A room name the server refuses: the page says why instead of retrying forever.
+  const lost = await open("cy", "/index?room=seventeen-letters", "offline");
+  const roomError = await lost.textContent("#form-error");
+  check(
+    roomError === "Cannot join #seventeen-letters: parameter `room` must be at most 16 characters (got 17)",
+    `a refused room is explained (${JSON.stringify(roomError)})`,
+  );
 
   check(problems.length === 0, `no dialogs or script errors${problems.length ? ": " + problems.join("; ") : ""}`);
 } catch (err) {
