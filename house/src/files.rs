@@ -33,7 +33,7 @@ use std::io::{self, Read as _};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::{Methods, Request, Response, Route, Status};
+use crate::{Method, Methods, Request, Response, Route, Status};
 
 /// Largest file read whole into memory per request. A larger file is sent as
 /// [`Body::File`](crate::Body::File): the server reads it into the write queue a chunk at a time
@@ -222,6 +222,10 @@ fn resolve(root: &Path, rel: &str) -> Option<PathBuf> {
 ///
 /// `If-None-Match` wins over `If-Modified-Since` when both are sent (RFC 9110 §13.2.2).
 fn is_fresh(request: &Request, len: u64, modified: Duration) -> bool {
+    // A `POST` that happens to carry validators still gets the file (RFC 9110 §13.1.1).
+    if !matches!(request.method(), Method::Get | Method::Head) {
+        return false;
+    }
     if let Some(tags) = request.header("if-none-match") {
         let ours = etag(len, modified);
         return tags.split(',').map(str::trim).any(|tag| {
@@ -344,7 +348,7 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Body, Ctx, Handler, Hub, Method};
+    use crate::{Body, Ctx, Handler, Hub};
     use std::fs;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -563,6 +567,11 @@ mod tests {
                 assert_eq!(response.header("content-type"), None);
             }
         }
+
+        // Only GET and HEAD are answered 304.
+        let request =
+            Request::new(Method::Post, "/static/index.html").with_header("if-none-match", etag);
+        assert_eq!(get(&route, request).status(), Status::OK);
 
         // A non-matching tag wins over a matching date.
         let request = Request::new(Method::Get, "/static/index.html")
