@@ -19,7 +19,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use house::{
-    files, Config, Event, Hub, Methods, Request, Response, Route, Server, Status, Subscribe,
+    closing_handler, files, routes, stream_handler, Config, Event, Hub, PublishError, Request,
+    Response, Route, Server, Subscribe,
 };
 use serde::Serialize;
 
@@ -28,75 +29,45 @@ const STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
 
 /// What every subscriber of a room receives, as the JSON data of an SSE event.
 #[derive(Serialize)]
-struct Chat<'a> {
-    name: &'a str,
-    message: &'a str,
+struct Chat {
+    name: String,
+    message: String,
 }
 
-// The three handlers. Until the macros land these check their parameters by hand, with the
-// same messages the macros produce.
+// Each handler declares its parameters and their rules; the macro writes the code that looks
+// them up, checks them, and answers `400 Bad Request` naming the first parameter that breaks
+// a rule, e.g. "parameter `message` must be at least 5 characters (got 3)". The path is the
+// fn's name: `send_message` answers `/send-message`.
 
-/// `GET /index`: the chat page. The room comes from the page's own URL (`?room=NAME`).
+/// The chat page. It reads its room from its own URL (`/index?room=NAME`).
+#[closing_handler(methods = [GET, HEAD])]
 fn index(request: &Request) -> Response {
     files::serve_file(request, Path::new(STATIC_DIR).join("index.html"))
 }
 
-/// `GET /source?room=NAME`: an SSE stream of the room's messages.
-fn source(request: &Request) -> Result<Subscribe, Response> {
-    let room = text_param(request, "room", 0, 16)?;
-    Ok(Subscribe::to(room))
+/// An SSE stream of the room's messages: `/source?room=NAME`.
+#[stream_handler]
+fn source(#[param(max = 16)] room: String) -> Subscribe {
+    Subscribe::to(room)
 }
 
-/// `GET` or `POST /send-message` with `room`, `name` and `message`: publishes to the room.
-fn send_message(request: &Request, hub: &mut Hub) -> Result<&'static str, Response> {
-    let room = text_param(request, "room", 0, 16)?;
-    let name = text_param(request, "name", 1, 64)?;
-    let message = text_param(request, "message", 5, 256)?;
-    let event = Event::json(&Chat { name, message });
-    hub.publish(room, event)
-        .map_err(house::IntoResponse::into_response)?;
+/// Publishes a message to everyone in the room, from a query string or a form.
+#[closing_handler(methods = [GET, POST])]
+fn send_message(
+    #[param(max = 16)] room: String,
+    #[param(min = 1, max = 64)] name: String,
+    #[param(min = 5, max = 256)] message: String,
+    hub: &mut Hub,
+) -> Result<&'static str, PublishError> {
+    hub.publish(&room, Event::json(&Chat { name, message }))?;
     Ok("sent")
 }
 
-/// Parameter `name`, between `min` and `max` characters long, or the 400 that says why not.
-fn text_param<'a>(
-    request: &'a Request,
-    name: &str,
-    min: usize,
-    max: usize,
-) -> Result<&'a str, Response> {
-    let Some(value) = request.param(name) else {
-        return Err(Response::error(
-            Status::BAD_REQUEST,
-            format!("missing parameter `{name}`"),
-        ));
-    };
-    let got = value.chars().count();
-    let rule = if got < min {
-        format!("must be at least {min} characters (got {got})")
-    } else if got > max {
-        format!("must be at most {max} characters (got {got})")
-    } else {
-        return Ok(value);
-    };
-    Err(Response::error(
-        Status::BAD_REQUEST,
-        format!("parameter `{name}` {rule}"),
-    ))
-}
-
-/// The chat's routes: the three handlers and the static files under `/static/`.
+/// The chat's routes: the three handlers, and the page's script and style under `/static/`.
 pub fn routes() -> io::Result<Vec<Route>> {
-    Ok(vec![
-        Route::closing("/index", |ctx| index(ctx.request))
-            .with_methods(Methods::GET | Methods::HEAD)
-            .with_name("index"),
-        Route::stream("/source", |ctx| source(ctx.request)).with_name("source"),
-        Route::closing("/send-message", |ctx| send_message(ctx.request, ctx.hub))
-            .with_methods(Methods::GET | Methods::POST)
-            .with_name("send_message"),
-        files::mount("/static/", STATIC_DIR)?,
-    ])
+    let mut routes = routes![index, source, send_message];
+    routes.push(files::mount("/static/", STATIC_DIR)?);
+    Ok(routes)
 }
 
 const USAGE: &str = "usage: chat [--host ADDR] [--port N]

@@ -95,7 +95,7 @@ fn each_rule_answers_400_naming_the_parameter() {
         (ok("x", &chars('n', 64), "hello"), None),
         (
             ok("x", "", "hello"),
-            Some("parameter `name` must be at least 1 characters (got 0)"),
+            Some("parameter `name` must be at least 1 character (got 0)"),
         ),
         (
             ok("x", &chars('n', 65), "hello"),
