@@ -29,6 +29,7 @@ mod broker;
 mod config;
 mod conn;
 mod error;
+pub mod files;
 mod hub;
 mod macros;
 mod param;

@@ -1,0 +1,187 @@
+// The house chat page: one EventSource for the room, fetch POST to send.
+// User data only ever reaches the page through textContent, never innerHTML.
+"use strict";
+
+(() => {
+  const room = new URLSearchParams(location.search).get("room") || "lobby";
+  const $ = (id) => document.getElementById(id);
+  const feed = $("feed");
+  const list = $("messages");
+  const form = $("composer");
+  const nameInput = $("name");
+  const messageInput = $("message");
+  const sendButton = $("send");
+
+  $("room-name").textContent = room;
+  document.title = `#${room} · house chat`;
+  nameInput.value = localStorage.getItem("house-chat-name") || "";
+
+  // Connection state ---------------------------------------------------------
+
+  function setState(state, text) {
+    $("status").dataset.state = state;
+    $("status-text").textContent = text || state;
+  }
+
+  let source = null;
+  let retryDelay = 1000;
+
+  function connect() {
+    setState(source ? "reconnecting" : "connecting");
+    source = new EventSource(`/source?room=${encodeURIComponent(room)}`);
+    source.onopen = () => {
+      retryDelay = 1000;
+      setState("live");
+    };
+    source.onmessage = (event) => {
+      let chat;
+      try {
+        chat = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      if (chat && typeof chat.name === "string" && typeof chat.message === "string") {
+        addMessage(chat.name, chat.message);
+      }
+    };
+    // The server says so when this stream missed events (it had to drop its history).
+    source.addEventListener("reset", () => addNotice("Some messages were missed while you were away."));
+    source.onerror = () => {
+      if (source.readyState === EventSource.CONNECTING) {
+        // The browser reconnects by itself (and resumes with Last-Event-ID).
+        setState("reconnecting");
+      } else {
+        // Closed for good: the server answered something other than a stream.
+        source.close();
+        explainRefusal();
+      }
+    };
+  }
+
+  // EventSource hides the status and body of a refused stream; ask once more to show why,
+  // then try again later (a 503 at the connection cap is temporary).
+  async function explainRefusal() {
+    setState("reconnecting");
+    const controller = new AbortController();
+    try {
+      const response = await fetch(`/source?room=${encodeURIComponent(room)}`, {
+        signal: controller.signal,
+        headers: { Accept: "text/event-stream" },
+      });
+      if (response.ok) {
+        controller.abort(); // a stream after all: the retry below reconnects properly
+      } else {
+        const detail = describe(await response.text().catch(() => ""), response.status);
+        setError("form", `Cannot join #${room}: ${detail}`);
+        if (response.status === 400) {
+          setState("offline", "offline");
+          return; // retrying cannot fix a bad room name
+        }
+      }
+    } catch {
+      // Unreachable; the retry below covers it.
+    }
+    setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, 30000);
+  }
+
+  // Messages -------------------------------------------------------------------
+
+  function nearBottom() {
+    return feed.scrollHeight - feed.scrollTop - feed.clientHeight < 80;
+  }
+
+  function append(item) {
+    const stick = nearBottom();
+    list.append(item);
+    $("empty").hidden = true;
+    if (stick) feed.scrollTop = feed.scrollHeight;
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  // A stable hue per name, so people are easy to tell apart.
+  function hue(name) {
+    let h = 0;
+    for (const c of name) h = (h * 31 + c.codePointAt(0)) % 360;
+    return h;
+  }
+
+  function addMessage(name, text) {
+    const item = el("li", "msg");
+    if (name === nameInput.value.trim()) item.classList.add("mine");
+    item.style.setProperty("--hue", hue(name));
+    const avatar = el("span", "avatar", [...name][0]?.toUpperCase() || "?");
+    avatar.setAttribute("aria-hidden", "true");
+    const bubble = el("div", "bubble");
+    const meta = el("div", "meta");
+    meta.append(el("span", "who", name));
+    const now = new Date();
+    const time = el("time", "when", now.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+    time.dateTime = now.toISOString();
+    meta.append(time);
+    bubble.append(meta, el("p", "text", text));
+    item.append(avatar, bubble);
+    append(item);
+  }
+
+  function addNotice(text) {
+    append(el("li", "notice", text));
+  }
+
+  // Sending --------------------------------------------------------------------
+
+  // "400 Bad Request: parameter `message` must be ..." → "parameter `message` must be ..."
+  function describe(body, status) {
+    const text = body.trim().replace(/^\d{3}[^:]*:\s*/, "");
+    return text || `the server answered ${status}`;
+  }
+
+  function setError(field, text) {
+    const target = $(`${field}-error`) || $("form-error");
+    target.textContent = text;
+    const input = $(field);
+    if (input && input.tagName === "INPUT") input.setAttribute("aria-invalid", text ? "true" : "false");
+  }
+
+  function clearErrors() {
+    for (const field of ["name", "message", "form"]) setError(field, "");
+  }
+
+  for (const input of [nameInput, messageInput]) {
+    input.addEventListener("input", () => setError(input.id, ""));
+  }
+
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    clearErrors();
+    const name = nameInput.value.trim();
+    localStorage.setItem("house-chat-name", name);
+    const body = new URLSearchParams({ room, name, message: messageInput.value });
+    sendButton.disabled = true;
+    try {
+      const response = await fetch("/send-message", { method: "POST", body });
+      if (response.ok) {
+        messageInput.value = "";
+      } else {
+        const detail = describe(await response.text(), response.status);
+        // The server names the parameter that broke a rule in backticks.
+        const param = detail.match(/`([^`]+)`/)?.[1];
+        setError(param === "name" || param === "message" ? param : "form", detail);
+      }
+    } catch {
+      setError("form", "Could not reach the server. Is it running?");
+    } finally {
+      sendButton.disabled = false;
+      messageInput.focus();
+    }
+  });
+
+  (nameInput.value ? messageInput : nameInput).focus();
+  connect();
+})();

@@ -1,0 +1,150 @@
+// Drives the chat page in headless Chromium: two people in one room.
+//
+//   node tests/browser/chat.mjs http://127.0.0.1:PORT SCREENSHOT.png
+//
+// Run by tests/chat_browser.rs (which starts the server); exits non-zero on the first failed
+// check. CHROMIUM overrides the browser (default /usr/bin/chromium, Debian's package).
+import { chromium } from "playwright-core";
+
+const [base, screenshot] = process.argv.slice(2);
+if (!base || !screenshot) {
+  console.error("usage: node chat.mjs BASE_URL SCREENSHOT.png");
+  process.exit(2);
+}
+
+const TIMEOUT = 10_000;
+// Each run has a server of its own, so the room can have the name a person would see first.
+const room = "lobby";
+
+function check(ok, what) {
+  if (!ok) throw new Error(`check failed: ${what}`);
+  console.log(`ok: ${what}`);
+}
+
+// playwright gives each launch a fresh temporary --user-data-dir of its own.
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  timeout: 30_000,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+const problems = [];
+
+async function open(who, path, state = "live") {
+  // A context each: two people with their own storage, like two browsers.
+  const context = await browser.newContext({ viewport: { width: 900, height: 640 }, deviceScaleFactor: 1 });
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  page.on("dialog", (dialog) => {
+    problems.push(`${who}: a dialog opened (${dialog.message()}): the page ran injected code`);
+    dialog.dismiss();
+  });
+  page.on("pageerror", (err) => problems.push(`${who}: script error: ${err.message}`));
+  await page.goto(`${base}${path}`);
+  await page.locator(`#status[data-state=${state}]`).waitFor();
+  return page;
+}
+
+async function send(page, name, message) {
+  await page.fill("#name", name);
+  await page.fill("#message", message);
+  const answered = page.waitForResponse((r) => r.url().endsWith("/send-message"));
+  await page.click("#send");
+  const status = (await answered).status();
+  // The page re-enables the button once it has handled the answer (cleared the box or
+  // shown the error); checks before that would race it.
+  await page.locator("#send:enabled").waitFor();
+  return status;
+}
+
+/// Waits until `page` shows a message from `name` with exactly `text`.
+async function received(page, name, text) {
+  await page.waitForFunction(
+    ([name, text]) =>
+      [...document.querySelectorAll("#messages .msg")].some(
+        (m) => m.querySelector(".who")?.textContent === name && m.querySelector(".text")?.textContent === text,
+      ),
+    [name, text],
+    { timeout: TIMEOUT },
+  );
+  return true;
+}
+
+try {
+  // `/index` without a room is the lobby.
+  const ann = await open("ann", "/index");
+  const bob = await open("bob", `/index?room=${room}`);
+  check(true, `both pages live in #${room}`);
+  check((await ann.textContent("#room-name")) === room, "the page shows its room");
+
+  // A message from one page appears in the other (and in its own).
+  check((await send(ann, "Ann", "Hi Bob, are you there?")) === 200, "ann's message is accepted");
+  check(await received(bob, "Ann", "Hi Bob, are you there?"), "bob receives ann's message");
+  check(await received(ann, "Ann", "Hi Bob, are you there?"), "ann sees her own message");
+
+  // HTML in a message is shown as text and creates no element.
+  const injection = "<img src=x onerror=alert(1)>";
+  check((await send(bob, "Bob", injection)) === 200, "bob's HTML-looking message is accepted");
+  check(await received(ann, "Bob", injection), "ann sees the HTML literally");
+  for (const [who, page] of [["ann", ann], ["bob", bob]]) {
+    const images = await page.locator("#messages img").count();
+    check(images === 0, `no element was created from the message in ${who}'s page`);
+  }
+
+  // A rule violation is explained next to the field that broke it, and nothing is sent.
+  check((await send(ann, "Ann", "hey")) === 400, "a 3-character message is refused");
+  const messageError = await ann.textContent("#message-error");
+  check(
+    messageError === "parameter `message` must be at least 5 characters (got 3)",
+    `the explanation is shown under the message field (${JSON.stringify(messageError)})`,
+  );
+  check((await ann.getAttribute("#message", "aria-invalid")) === "true", "the message field is marked invalid");
+  check((await ann.textContent("#name-error")) === "", "the name field has no error");
+  check((await send(ann, "", "a message with no name")) === 400, "an empty name is refused");
+  const nameError = await ann.textContent("#name-error");
+  check(nameError.includes("`name`"), `the explanation is shown under the name field (${JSON.stringify(nameError)})`);
+
+  // A little conversation for the screenshot.
+  check((await send(bob, "Bob", "Sorry, testing something. Hi Ann!")) === 200, "bob replies");
+  check((await send(ann, "Ann", "No worries. This chat works nicely, and it updates live.")) === 200, "ann replies");
+  check((await send(bob, "Bob", "Messages arrive instantly over server-sent events.")) === 200, "bob again");
+  await received(ann, "Bob", "Messages arrive instantly over server-sent events.");
+  await ann.fill("#message", "");
+  await ann.fill("#name", "Ann");
+  await ann.locator("#message").focus();
+  await ann.evaluate(() => document.getElementById("name-error").replaceChildren());
+  await ann.screenshot({ path: screenshot });
+  console.log(`ok: screenshot saved to ${screenshot}`);
+
+  // Phone width: the composer and messages still fit without sideways scrolling.
+  await bob.setViewportSize({ width: 375, height: 700 });
+  const overflow = await bob.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  check(overflow <= 0, `nothing overflows at phone width (${overflow}px)`);
+  if (process.env.PHONE_SCREENSHOT) await bob.screenshot({ path: process.env.PHONE_SCREENSHOT });
+
+  // A room name the server refuses: the page says why instead of retrying forever.
+  const lost = await open("cy", "/index?room=seventeen-letters", "offline");
+  const roomError = await lost.textContent("#form-error");
+  check(
+    roomError === "Cannot join #seventeen-letters: parameter `room` must be at most 16 characters (got 17)",
+    `a refused room is explained (${JSON.stringify(roomError)})`,
+  );
+
+  check(problems.length === 0, `no dialogs or script errors${problems.length ? ": " + problems.join("; ") : ""}`);
+} catch (err) {
+  console.error(err.stack || String(err));
+  for (const problem of problems) console.error(problem);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,273 @@
+//! The chat example end to end over raw sockets: subscribe, publish, validation, rooms, and the
+//! page's static files.
+
+mod chat_support;
+
+use chat_support::{get, request, spawn_chat, subscribe};
+use serde_json::json;
+
+#[test]
+fn get_and_post_publish_json_to_the_room() {
+    let chat = spawn_chat();
+    let mut room = subscribe(chat.addr, "/source?room=x");
+
+    let sent = get(
+        chat.addr,
+        "/send-message?room=x&name=ann&message=hello+there",
+        &[],
+    );
+    assert_eq!(sent.status(), 200, "{}", sent.text());
+    assert_eq!(sent.text(), "sent");
+    assert_eq!(
+        room.next_json(),
+        json!({"name": "ann", "message": "hello there"})
+    );
+
+    // A form body, with characters that need encoding and JSON escaping.
+    let body = "room=x&name=B%C3%B6b+%22the+builder%22&message=a+%26+b+%3D+%3Cc%3E%0Anew+line";
+    let sent = request(chat.addr, "POST", "/send-message", &[], body);
+    assert_eq!(sent.status(), 200, "{}", sent.text());
+    assert_eq!(
+        room.next_json(),
+        json!({"name": "Böb \"the builder\"", "message": "a & b = <c>\nnew line"})
+    );
+
+    // Every subscriber of the room gets it.
+    let mut second = subscribe(chat.addr, "/source?room=x");
+    get(
+        chat.addr,
+        "/send-message?room=x&name=cy&message=for+both",
+        &[],
+    );
+    let expected = json!({"name": "cy", "message": "for both"});
+    assert_eq!(room.next_json(), expected);
+    assert_eq!(second.next_json(), expected);
+}
+
+#[test]
+fn rooms_are_isolated() {
+    let chat = spawn_chat();
+    let mut a = subscribe(chat.addr, "/source?room=a");
+    let mut b = subscribe(chat.addr, "/source?room=b");
+    for (room, message) in [("a", "only for a"), ("b", "only for b")] {
+        let target = format!(
+            "/send-message?room={room}&name=ann&message={}",
+            message.replace(' ', "+")
+        );
+        assert_eq!(get(chat.addr, &target, &[]).status(), 200);
+    }
+    // The loop handles requests in order, so had `b` received a's message it would come first.
+    assert_eq!(a.next_json()["message"], "only for a");
+    assert_eq!(b.next_json()["message"], "only for b");
+    // And `a` did not get b's: its next event is the next one sent to `a`.
+    get(
+        chat.addr,
+        "/send-message?room=a&name=ann&message=again",
+        &[],
+    );
+    assert_eq!(a.next_json()["message"], "again");
+}
+
+/// `n` copies of `c`, for parameter lengths at and beyond each rule's boundary.
+fn chars(c: char, n: usize) -> String {
+    std::iter::repeat_n(c, n).collect()
+}
+
+#[test]
+fn each_rule_answers_400_naming_the_parameter() {
+    let chat = spawn_chat();
+    let ok = |room: &str, name: &str, message: &str| {
+        format!("room={room}&name={name}&message={message}")
+    };
+    let cases: Vec<(String, Option<&str>)> = vec![
+        // room: at most 16 characters (counted in characters: `é` is two bytes).
+        (ok(&chars('é', 16), "ann", "hello"), None),
+        (
+            ok(&chars('r', 17), "ann", "hello"),
+            Some("parameter `room` must be at most 16 characters (got 17)"),
+        ),
+        (
+            "name=ann&message=hello".to_owned(),
+            Some("missing parameter `room`"),
+        ),
+        // name: 1 to 64 characters.
+        (ok("x", &chars('n', 1), "hello"), None),
+        (ok("x", &chars('n', 64), "hello"), None),
+        (
+            ok("x", "", "hello"),
+            Some("parameter `name` must be at least 1 character (got 0)"),
+        ),
+        (
+            ok("x", &chars('n', 65), "hello"),
+            Some("parameter `name` must be at most 64 characters (got 65)"),
+        ),
+        (
+            "room=x&message=hello".to_owned(),
+            Some("missing parameter `name`"),
+        ),
+        // message: 5 to 256 characters.
+        (ok("x", "ann", &chars('m', 5)), None),
+        (ok("x", "ann", &chars('ü', 256)), None),
+        (
+            ok("x", "ann", "hey"),
+            Some("parameter `message` must be at least 5 characters (got 3)"),
+        ),
+        (
+            ok("x", "ann", &chars('m', 257)),
+            Some("parameter `message` must be at most 256 characters (got 257)"),
+        ),
+        (
+            "room=x&name=ann".to_owned(),
+            Some("missing parameter `message`"),
+        ),
+    ];
+    for (params, error) in cases {
+        // The same rules for a query string and a form body.
+        let by_get = get(
+            chat.addr,
+            &format!("/send-message?{}", encode(&params)),
+            &[],
+        );
+        let by_post = request(chat.addr, "POST", "/send-message", &[], &encode(&params));
+        for response in [by_get, by_post] {
+            match error {
+                None => assert_eq!(response.status(), 200, "{params}: {}", response.text()),
+                Some(detail) => {
+                    assert_eq!(response.status(), 400, "{params}");
+                    assert_eq!(response.text(), format!("400 Bad Request: {detail}\n"));
+                }
+            }
+        }
+    }
+
+    // The stream's room has the same limit.
+    let response = get(chat.addr, &format!("/source?room={}", chars('r', 17)), &[]);
+    assert_eq!(response.status(), 400);
+    assert_eq!(
+        response.text(),
+        "400 Bad Request: parameter `room` must be at most 16 characters (got 17)\n"
+    );
+    let response = get(chat.addr, "/source", &[]);
+    assert_eq!(
+        response.text(),
+        "400 Bad Request: missing parameter `room`\n"
+    );
+}
+
+/// Percent-encodes the non-ASCII characters of `a=b&c=d` (the test values need nothing else).
+fn encode(params: &str) -> String {
+    params
+        .bytes()
+        .map(|b| {
+            if b.is_ascii() {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+fn static_file(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/static/{name}", env!("CARGO_MANIFEST_DIR")))
+        .expect("the page's files are in static/")
+}
+
+#[test]
+fn the_page_and_its_files() {
+    let chat = spawn_chat();
+    let index = get(chat.addr, "/index?room=lobby", &[]);
+    assert_eq!(index.status(), 200);
+    assert_eq!(
+        index.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert_eq!(index.body, static_file("index.html"));
+
+    for (name, content_type) in [
+        ("chat.js", "text/javascript; charset=utf-8"),
+        ("chat.css", "text/css; charset=utf-8"),
+        ("favicon.svg", "image/svg+xml"),
+    ] {
+        let response = get(chat.addr, &format!("/static/{name}"), &[]);
+        assert_eq!(response.status(), 200, "{name}");
+        assert_eq!(
+            response.header("content-type"),
+            Some(content_type),
+            "{name}"
+        );
+        let expected = static_file(name);
+        assert_eq!(response.body, expected, "{name}");
+        assert_eq!(
+            response.header("content-length"),
+            Some(expected.len().to_string().as_str())
+        );
+    }
+}
+
+#[test]
+fn static_files_revalidate_with_304() {
+    let chat = spawn_chat();
+    for target in ["/static/chat.css", "/index"] {
+        let first = get(chat.addr, target, &[]);
+        let etag = first.header("etag").expect("an ETag");
+        let last_modified = first.header("last-modified").expect("a Last-Modified");
+
+        for header in [
+            format!("If-None-Match: {etag}"),
+            format!("If-Modified-Since: {last_modified}"),
+        ] {
+            let again = get(chat.addr, target, &[&header]);
+            assert_eq!(again.status_line, "HTTP/1.1 304 Not Modified", "{header}");
+            assert!(again.body.is_empty());
+            assert_eq!(again.header("etag"), Some(etag));
+        }
+        let changed = get(chat.addr, target, &["If-None-Match: \"something-else\""]);
+        assert_eq!(changed.status(), 200);
+        assert_eq!(changed.body, first.body);
+    }
+}
+
+#[test]
+fn head_has_the_headers_without_the_body() {
+    let chat = spawn_chat();
+    let css = static_file("chat.css");
+    for target in ["/static/chat.css", "/index"] {
+        let head = request(chat.addr, "HEAD", target, &[], "");
+        assert_eq!(head.status(), 200, "{target}");
+        assert!(head.body.is_empty(), "{target}: {:?}", head.text());
+        assert!(head.header("etag").is_some());
+        if target == "/static/chat.css" {
+            assert_eq!(
+                head.header("content-length"),
+                Some(css.len().to_string().as_str())
+            );
+        }
+    }
+    let post = request(chat.addr, "POST", "/static/chat.css", &[], "a=b");
+    assert_eq!(post.status(), 405);
+}
+
+#[test]
+fn traversal_and_odd_paths_are_404() {
+    let chat = spawn_chat();
+    for target in [
+        "/static/../Cargo.toml",
+        "/static/%2e%2e/Cargo.toml",
+        "/static/%2E%2E%2FCargo.toml",
+        "/static/..%2f..%2fetc%2fpasswd",
+        "/static/%2e%2e%5cCargo.toml",
+        "/static/..\\Cargo.toml",
+        "/static//etc/passwd",
+        "/static/%2Fetc%2Fpasswd",
+        "/static/./chat.css",
+        "/static/chat.css/",
+        "/static/",
+        "/static/nope.js",
+        "/static/chat.css%00.js",
+    ] {
+        let response = get(chat.addr, target, &[]);
+        assert_eq!(response.status(), 404, "{target}: {}", response.text());
+        assert!(!response.text().contains("[package]"), "{target}");
+    }
+}

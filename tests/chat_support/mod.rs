@@ -1,0 +1,209 @@
+//! The chat example, started in-process on an ephemeral port, and raw-socket helpers for the
+//! chat tests.
+// Each test crate uses a different subset of the helpers; a failed unwrap is a failed test.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use house::{Config, Handle, Server};
+
+// The example's own file, so the tests exercise exactly the routes `cargo run --example chat`
+// serves. Its `main` and flag parsing are only used by the binary.
+#[allow(dead_code)]
+#[path = "../../examples/chat.rs"]
+mod app;
+
+/// A running chat server; shut down and joined on drop.
+pub struct Chat {
+    pub addr: SocketAddr,
+    handle: Handle,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Starts the chat app on `127.0.0.1:0`.
+pub fn spawn_chat() -> Chat {
+    let server = Server::bind("127.0.0.1:0", Config::default(), app::routes().unwrap()).unwrap();
+    let addr = server.local_addr();
+    let handle = server.handle();
+    let thread = std::thread::spawn(move || server.run());
+    Chat {
+        addr,
+        handle,
+        thread: Some(thread),
+    }
+}
+
+impl Drop for Chat {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(thread) = self.thread.take() {
+            let result = thread.join();
+            // Don't turn a failing test's panic into an abort.
+            if !std::thread::panicking() {
+                result.unwrap().unwrap();
+            }
+        }
+    }
+}
+
+/// How long any single read may wait before a test fails instead of hanging.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sends `raw` (a whole request, which should say `Connection: close`) and returns everything
+/// the server sends until it closes.
+pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    stream.write_all(raw).unwrap();
+    let mut out = Vec::new();
+    stream.read_to_end(&mut out).unwrap();
+    out
+}
+
+/// A `GET` of `target` with `Connection: close` and `headers` (each `Name: value`), as text.
+pub fn get(addr: SocketAddr, target: &str, headers: &[&str]) -> Response {
+    request(addr, "GET", target, headers, "")
+}
+
+/// A request with `Connection: close`; a non-empty `body` is sent as a form.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[&str],
+    body: &str,
+) -> Response {
+    let mut raw = format!("{method} {target} HTTP/1.1\r\nHost: test\r\nConnection: close\r\n");
+    for header in headers {
+        raw.push_str(header);
+        raw.push_str("\r\n");
+    }
+    if !body.is_empty() {
+        raw.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
+        raw.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    raw.push_str("\r\n");
+    raw.push_str(body);
+    Response::parse(&exchange(addr, raw.as_bytes()))
+}
+
+/// A response split into status line, headers and body.
+#[derive(Debug)]
+pub struct Response {
+    pub status_line: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn parse(bytes: &[u8]) -> Response {
+        let end = find(bytes, b"\r\n\r\n").expect("a complete response head");
+        let head = std::str::from_utf8(&bytes[..end]).unwrap();
+        let mut lines = head.split("\r\n");
+        let status_line = lines.next().unwrap().to_owned();
+        let headers = lines
+            .map(|line| {
+                let (name, value) = line.split_once(": ").unwrap();
+                (name.to_ascii_lowercase(), value.to_owned())
+            })
+            .collect();
+        Response {
+            status_line,
+            headers,
+            body: bytes[end + 4..].to_vec(),
+        }
+    }
+
+    /// The status code.
+    pub fn status(&self) -> u16 {
+        self.status_line[9..12].parse().unwrap()
+    }
+
+    /// The value of header `name` (lower-case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text.
+    pub fn text(&self) -> &str {
+        std::str::from_utf8(&self.body).unwrap()
+    }
+}
+
+/// An open SSE stream.
+pub struct Stream {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+/// Subscribes to `target` (e.g. `/source?room=x`) and reads past the response head and the
+/// `retry:` hint, so the subscription is registered when this returns.
+pub fn subscribe(addr: SocketAddr, target: &str) -> Stream {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    write!(stream, "GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let mut sse = Stream {
+        stream,
+        buf: Vec::new(),
+    };
+    let head = sse.read_until(b"\r\n\r\n");
+    let head = String::from_utf8(head).unwrap();
+    assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
+    assert!(head.contains("Content-Type: text/event-stream"), "{head}");
+    let retry = sse.next_block();
+    assert!(retry.starts_with("retry:"), "{retry}");
+    sse
+}
+
+impl Stream {
+    fn read_until(&mut self, delimiter: &[u8]) -> Vec<u8> {
+        loop {
+            if let Some(at) = find(&self.buf, delimiter) {
+                let rest = self.buf.split_off(at + delimiter.len());
+                return std::mem::replace(&mut self.buf, rest);
+            }
+            let mut chunk = [0; 4096];
+            let n = self
+                .stream
+                .read(&mut chunk)
+                .expect("an event before the timeout");
+            assert!(
+                n > 0,
+                "the stream closed; had {:?}",
+                String::from_utf8_lossy(&self.buf)
+            );
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+    }
+
+    /// The next block up to a blank line, skipping heartbeat comments.
+    fn next_block(&mut self) -> String {
+        loop {
+            let block = String::from_utf8(self.read_until(b"\n\n")).unwrap();
+            if !block.starts_with(':') {
+                return block;
+            }
+        }
+    }
+
+    /// The `data` of the next event, parsed as JSON.
+    pub fn next_json(&mut self) -> serde_json::Value {
+        let block = self.next_block();
+        let data: Vec<&str> = block
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .collect();
+        assert!(!data.is_empty(), "an event without data: {block:?}");
+        serde_json::from_str(&data.join("\n")).unwrap()
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
