@@ -12,7 +12,9 @@
 //! ```
 //!
 //! Flags: `--host ADDR` (default `127.0.0.1`), `--port N` (default `4242`; `0` picks a free
-//! port). The first line printed is `listening on http://ADDR/index`.
+//! port), `--redis URL` (with `--features redis`: several nodes share rooms through Redis).
+//! The first line printed is `listening on http://ADDR/index`. Metrics for Prometheus are at
+//! `/metrics`; request logs go to stderr. SIGINT or SIGTERM shuts the server down cleanly.
 
 use std::io;
 use std::path::Path;
@@ -63,23 +65,28 @@ fn send_message(
     Ok("sent")
 }
 
-/// The chat's routes: the three handlers, and the page's script and style under `/static/`.
+/// The chat's routes: the three handlers, the page's script and style under `/static/`, and
+/// the server's metrics at `/metrics`.
 pub fn routes() -> io::Result<Vec<Route>> {
     let mut routes = routes![index, source, send_message];
     routes.push(files::mount("/static/", STATIC_DIR)?);
+    routes.push(house::metrics_route("/metrics"));
     Ok(routes)
 }
 
-const USAGE: &str = "usage: chat [--host ADDR] [--port N]
+const USAGE: &str = "usage: chat [--host ADDR] [--port N] [--redis URL]
 
   --host ADDR  address to listen on (default 127.0.0.1)
-  --port N     port to listen on (default 4242; 0 picks a free one)";
+  --port N     port to listen on (default 4242; 0 picks a free one)
+  --redis URL  share rooms with other nodes through Redis, e.g. redis://127.0.0.1:6379
+               (needs `--features redis`)";
 
 /// Where to listen, from the command line.
 #[derive(Debug, PartialEq)]
 struct Options {
     host: String,
     port: u16,
+    redis: Option<String>,
 }
 
 impl Options {
@@ -87,6 +94,7 @@ impl Options {
         let mut options = Options {
             host: "127.0.0.1".to_owned(),
             port: 4242,
+            redis: None,
         };
         let mut args = args.into_iter();
         while let Some(flag) = args.next() {
@@ -109,6 +117,7 @@ impl Options {
                         format!("`--port` must be a number from 0 to 65535 (got `{port}`)")
                     })?;
                 }
+                "--redis" => options.redis = Some(value()?),
                 "-h" | "--help" => return Err(String::new()),
                 _ => return Err(format!("unknown argument `{flag}`")),
             }
@@ -148,16 +157,61 @@ fn main() -> ExitCode {
 }
 
 fn serve(options: &Options) -> io::Result<()> {
-    let server = Server::bind(options.addr(), Config::default(), routes()?)?;
+    // Tests include this file as a module and install their own logger, if any.
+    let _ = log::set_logger(&StderrLog);
+    log::set_max_level(log::LevelFilter::Info);
+    let server = Server::bind(options.addr(), config(options)?, routes()?)?;
     let addr = server.local_addr();
     // Tests read this first line to find the port when started with `--port 0`.
     println!("listening on http://{addr}/index");
     println!("try: curl -N 'http://{addr}/source?room=x'");
     println!("and: curl 'http://{addr}/send-message?room=x&name=ann&message=hello+there'");
-    // TODO(signals): SIGINT/SIGTERM should call `server.handle().shutdown()` so queued bytes
-    // reach clients first; std cannot catch signals without `unsafe` or a crate such as
-    // `signal-hook`. Until then the default action ends the process (the OS closes sockets).
-    server.run()
+    // A signal asks the loop to stop: it flushes what is queued, closes streams, and returns.
+    let handle = server.handle();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+    ])?;
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            handle.shutdown();
+        }
+    });
+    server.run()?;
+    println!("stopped");
+    Ok(())
+}
+
+/// The config for `options`: the defaults, plus Redis when asked for.
+fn config(options: &Options) -> io::Result<Config> {
+    let config = Config::default();
+    match &options.redis {
+        None => Ok(config),
+        #[cfg(feature = "redis")]
+        Some(url) => Ok(config.with_redis(url)),
+        #[cfg(not(feature = "redis"))]
+        Some(_) => Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "`--redis` needs the redis feature: cargo run --release --features redis --example chat -- --redis URL",
+        )),
+    }
+}
+
+/// Request logs on stderr: one line per request at `info`, trouble at `warn`.
+struct StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
+        metadata.level() <= log::Level::Info
+    }
+
+    fn log(&self, record: &log::Record<'_>) {
+        if self.enabled(record.metadata()) {
+            eprintln!("{:5} {}", record.level(), record.args());
+        }
+    }
+
+    fn flush(&self) {}
 }
 
 #[cfg(test)]
@@ -171,6 +225,13 @@ mod tests {
     #[test]
     fn flags() {
         assert_eq!(parse(&[]).unwrap().addr(), "127.0.0.1:4242");
+        assert_eq!(
+            parse(&["--redis", "redis://127.0.0.1:1"])
+                .unwrap()
+                .redis
+                .as_deref(),
+            Some("redis://127.0.0.1:1")
+        );
         assert_eq!(parse(&["--port", "0"]).unwrap().addr(), "127.0.0.1:0");
         assert_eq!(
             parse(&["--host=0.0.0.0", "--port=80"]).unwrap().addr(),

@@ -481,8 +481,10 @@ impl Server {
             let Some(conn) = self.conns.get_mut(&token) else {
                 return;
             };
+            // A file body still streaming must finish before the next response starts.
             if !matches!(conn.phase, Phase::Requests)
                 || conn.parked.is_some()
+                || conn.file.is_some()
                 || conn.input.is_empty()
                 || conn.out.len() >= PIPELINE_BACKLOG
             {
@@ -888,7 +890,9 @@ impl Server {
                 // Drain what the client already sent; if it has hung up, close now.
                 self.read(token);
             }
+            // Resume pipelined requests that waited for this output.
             Phase::Requests if conn.read_paused => self.read(token),
+            Phase::Requests if !conn.input.is_empty() => self.process_requests(token),
             _ => {}
         }
     }
