@@ -29,6 +29,8 @@ use crate::PublishError;
 
 /// How long one `XREAD` blocks before the reader looks at new requests from the loop.
 const READ_BLOCK: Duration = Duration::from_millis(50);
+/// How often an idle reader (no channels to read) checks that Redis answers.
+const IDLE_PING: Duration = Duration::from_millis(200);
 /// Longest wait between reconnection attempts (the wait doubles from 50 ms up to this).
 pub const RECONNECT_BACKOFF_CAP: Duration = Duration::from_secs(1);
 /// Connect, read and write timeout of each Redis round trip.
@@ -304,9 +306,15 @@ impl Reader {
                 continue;
             }
             if self.cursors.is_empty() {
-                match self.requests.recv_timeout(READ_BLOCK) {
+                // Nothing to read, but keep checking Redis, so an outage and the recovery are
+                // noticed even by a node without subscribers.
+                match self.requests.recv_timeout(IDLE_PING) {
                     Ok(cmd) => self.waiting.push(cmd),
-                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Timeout) => {
+                        if let Err(err) = self.ping() {
+                            self.lost(err);
+                        }
+                    }
                     Err(RecvTimeoutError::Disconnected) => return,
                 }
                 continue;
@@ -317,6 +325,14 @@ impl Reader {
                 Err(err) => self.lost(err),
             }
         }
+    }
+
+    fn ping(&mut self) -> redis::RedisResult<()> {
+        if let Some(con) = &mut self.con {
+            redis::cmd("PING").query::<Value>(con)?;
+            self.up.store(true, Ordering::Relaxed);
+        }
+        Ok(())
     }
 
     fn lost(&mut self, err: redis::RedisError) {
@@ -351,7 +367,7 @@ impl Reader {
             }
             Some(_) => {
                 for (channel, cursor) in &self.cursors {
-                    if *cursor < max_deleted(&mut con, channel)? {
+                    if missed_after(&mut con, channel, *cursor)? {
                         self.link.send(BrokerMsg::Reset(Some(channel.clone())));
                     }
                 }
@@ -422,7 +438,7 @@ impl Reader {
                 }
             };
             let from = match last {
-                Some(Some(after)) if after >= max_deleted(con, channel)? => Some(after),
+                Some(Some(after)) if !missed_after(con, channel, after)? => Some(after),
                 Some(_) => {
                     reset = true;
                     None
@@ -528,25 +544,42 @@ fn newest_id(con: &mut redis::Connection, channel: &str) -> redis::RedisResult<S
         .map_or(StreamId::ZERO, |(id, _)| *id))
 }
 
-/// The largest id ever trimmed from the channel's stream (0-0 when none, or no stream).
-fn max_deleted(con: &mut redis::Connection, channel: &str) -> redis::RedisResult<StreamId> {
+/// Whether events of `channel` that came after `id` are gone from its stream: deleted
+/// (`max-deleted-entry-id`), or trimmed from the front while `id` is older than what is left.
+/// The second test is conservative: when only events up to `id` were trimmed it still says yes,
+/// so a client may get a `reset` it did not need, but never a silent gap.
+fn missed_after(
+    con: &mut redis::Connection,
+    channel: &str,
+    id: StreamId,
+) -> redis::RedisResult<bool> {
     let reply: redis::RedisResult<Value> = redis::cmd("XINFO")
         .arg("STREAM")
         .arg(stream_key(channel))
         .query(con);
     let reply = match reply {
         Ok(reply) => reply,
-        // No such stream: nothing was ever deleted from it.
-        Err(err) if matches!(err.kind(), redis::ErrorKind::Server(_)) => return Ok(StreamId::ZERO),
+        // No such stream: nothing was ever removed from it.
+        Err(err) if matches!(err.kind(), redis::ErrorKind::Server(_)) => return Ok(false),
         Err(err) => return Err(err),
     };
-    let pairs = pairs_of(&reply);
-    Ok(pairs
-        .iter()
-        .find(|(k, _)| text(k).as_deref() == Some("max-deleted-entry-id"))
-        .and_then(|(_, v)| text(v))
+    let info = pairs_of(&reply);
+    let field = |name: &str| {
+        info.iter()
+            .find(|(k, _)| text(k).as_deref() == Some(name))
+            .and_then(|(_, v)| text(v))
+    };
+    let max_deleted = field("max-deleted-entry-id")
         .and_then(|v| StreamId::parse(&v))
-        .unwrap_or(StreamId::ZERO))
+        .unwrap_or(StreamId::ZERO);
+    let first = field("recorded-first-entry-id")
+        .and_then(|v| StreamId::parse(&v))
+        .unwrap_or(StreamId::ZERO);
+    let added: u64 = field("entries-added")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let length: u64 = field("length").and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok(id < max_deleted || (added > length && id < first))
 }
 
 /// A Redis Stream entry id `MS-SEQ`, ordered as Redis orders them.
