@@ -1,25 +1,68 @@
 //! House is a tiny, fast Server-Sent-Events pub/sub HTTP server on one `mio` event loop.
 //!
-//! A program lists its handlers, starts a [`Server`], and the loop answers one-shot requests
-//! (closing handlers) and holds SSE streams (stream handlers) that a channel [`Hub`] fans
-//! events out to.
+//! A program declares its handlers, starts a [`Server`], and one thread answers one-shot
+//! requests (closing handlers) and holds SSE streams (stream handlers) that the channel [`Hub`]
+//! fans published events out to. A slow or dead client only ever costs its own connection.
 //!
 //! # Example
 //! ```no_run
-//! use house::{Config, Event, Route, Server, Subscribe};
+//! use house::{closing_handler, routes, stream_handler, Config, Event, Hub, PublishError, Server, Subscribe};
 //!
-//! let routes = vec![
-//!     Route::stream("/source", |ctx| Subscribe::to(ctx.request.param("room").unwrap_or("lobby"))),
-//!     Route::closing("/send", |ctx| {
-//!         let room = ctx.request.param("room").unwrap_or("lobby").to_owned();
-//!         let message = ctx.request.param("message").unwrap_or("").to_owned();
-//!         ctx.hub.publish(&room, Event::new(message)).map(|()| "sent")
-//!     }),
-//! ];
-//! let server = Server::bind("127.0.0.1:4242", Config::default(), routes)?;
+//! /// `GET /source?room=x`: an SSE stream of the room's events.
+//! #[stream_handler]
+//! fn source(#[param(max = 16)] room: String) -> Subscribe {
+//!     Subscribe::to(room)
+//! }
+//!
+//! /// `GET` or `POST /send-message`: publishes to the room. A parameter that breaks its rule
+//! /// answers 400 naming it: "parameter `message` must be at least 5 characters (got 3)".
+//! #[closing_handler]
+//! fn send_message(
+//!     #[param(max = 16)] room: String,
+//!     #[param(min = 5, max = 256)] message: String,
+//!     hub: &mut Hub,
+//! ) -> Result<&'static str, PublishError> {
+//!     hub.publish(&room, Event::new(message))?;
+//!     Ok("sent")
+//! }
+//!
+//! let server = Server::bind("127.0.0.1:4242", Config::default(), routes![source, send_message])?;
 //! server.run()?;
-//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # Ok::<(), std::io::Error>(())
 //! ```
+//! Handlers can also be written by hand with [`Route::closing`] and [`Route::stream`]; the
+//! macros expand to the same thing (see [`closing_handler`] for every parameter rule).
+//!
+//! # Behaviour
+//! - **Requests**: HTTP/1.0 and 1.1, keep-alive (unless `Connection: close`; HTTP/1.0 only
+//!   with `keep-alive`) and pipelining, answered in order. `Transfer-Encoding` answers 501;
+//!   `Content-Length` with `Transfer-Encoding`, or two different lengths, answer 400.
+//!   Parameters come from the query string and from `application/x-www-form-urlencoded`
+//!   bodies, `+` is a space, and text that is not UTF-8 after decoding is a 400. For single
+//!   values the query string wins a clash; list parameters get both, query first. A JSON body
+//!   is available through [`Request::json`].
+//! - **Streams**: `200 text/event-stream` with `Cache-Control: no-cache` and
+//!   `X-Accel-Buffering: no`, then a `retry:` hint, then events. Every published event gets an
+//!   id `RUN-SEQ` (`RUN` changes at each start). A stream with `Last-Event-ID` (or
+//!   `?last_event_id=`) first gets the events it missed from its channels' history; if that
+//!   history no longer reaches back far enough, or the id is from another run, it starts with
+//!   `event: reset` ([`RESET_EVENT`]) and then what history there is. Idle streams get
+//!   `: heartbeat` comments.
+//! - **Failures stay local**: a panicking handler answers 500 to its own request; a subscriber
+//!   that falls behind by more than its queue cap is disconnected; a dead peer is pruned when
+//!   it hangs up or a write fails; at the connection cap new connections get 503 with
+//!   `Retry-After`; out of file descriptors, accepting pauses instead of spinning.
+//! - **Many nodes**: with the `redis` feature, `Config::with_redis` puts publishing and history
+//!   behind Redis Streams so several processes share channels.
+//! - **Observability**: [`Handle::stats`], [`Ctx::stats`], [`metrics_route`] (Prometheus text),
+//!   and logs through the `log` facade (one `info` line per request, without parameter values).
+//!
+//! # Limits
+//! Every limit is a constant in [`limits`] with what happens when it is hit, and a
+//! [`Config`] setting: request size 64 KiB (413/414/431), request age 10 s (408), 64 headers
+//! (431), keep-alive idle 30 s, subscriber queue 1 MiB, write stall 30 s, heartbeat 15 s,
+//! history 256 events / 256 KiB per channel for 5 minutes, connections up to the open-file
+//! limit less 32.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
