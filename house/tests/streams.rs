@@ -295,3 +295,25 @@ fn rss_bytes() -> usize {
         .unwrap();
     kb * 1024
 }
+
+#[test]
+fn idle_channel_history_expires_and_the_channel_is_dropped() {
+    let config = Config::default().with_history_ttl(Duration::from_millis(200));
+    let server = TestServer::start(config, routes());
+    for room in ["one", "two", "three"] {
+        server.get(&format!("/send?room={room}&text=kept+for+a+while"));
+    }
+    assert_eq!(body_of(&server.get("/channels")), "3");
+    wait_for("idle history to expire", || {
+        body_of(&server.get("/channels")) == "0"
+    });
+    // A resume from before the expiry hears that events are gone.
+    let run = body_of(&server.get("/run")).to_owned();
+    let mut stream = server.connect();
+    stream
+        .write_all(
+            format!("GET /source?room=one HTTP/1.1\r\nLast-Event-ID: {run}-0\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+    assert!(read_until(&mut stream, "event: reset").contains("event: reset"));
+}
