@@ -39,6 +39,8 @@ pub enum Input {
     Request,
     /// `&Hub` or `&mut Hub`; the span is the argument's, for the "more than one" error.
     Hub { mutable: bool, span: Span },
+    /// `&Session` or `&mut Session`, like the hub.
+    Session { mutable: bool, span: Span },
     /// Anything else: an HTTP parameter.
     Param(Box<Param>),
 }
@@ -136,7 +138,7 @@ fn input(pat: &Pat, ty: &Type, attrs: &[syn::Attribute], errors: &mut Errors) ->
         for attr in attrs {
             errors.push(syn::Error::new_spanned(
                 attr,
-                "`#[param]` applies to HTTP parameters, not to the request or the hub",
+                "`#[param]` applies to HTTP parameters, not to the request, the hub or the session",
             ));
         }
         return Some(context);
@@ -180,7 +182,8 @@ fn input(pat: &Pat, ty: &Type, attrs: &[syn::Attribute], errors: &mut Errors) ->
     })))
 }
 
-/// `&Request`, `&Hub` and `&mut Hub`, by the last segment of the referenced type's path.
+/// `&Request`, `&Hub`, `&mut Hub`, `&Session` and `&mut Session`, by the last segment of the
+/// referenced type's path.
 fn context(ty: &Type, errors: &mut Errors) -> Option<Input> {
     let Type::Reference(reference) = ty else {
         return None;
@@ -197,6 +200,11 @@ fn context(ty: &Type, errors: &mut Errors) -> Option<Input> {
         Some(Input::Request)
     } else if ident == "Hub" {
         Some(Input::Hub {
+            mutable,
+            span: ty.span(),
+        })
+    } else if ident == "Session" {
+        Some(Input::Session {
             mutable,
             span: ty.span(),
         })

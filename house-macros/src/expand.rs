@@ -100,6 +100,8 @@ fn route(handler: &Handler) -> TokenStream {
             Input::Request => quote!(__house_request),
             Input::Hub { mutable: true, .. } => quote!(&mut *__house_ctx.hub),
             Input::Hub { mutable: false, .. } => quote!(&*__house_ctx.hub),
+            Input::Session { mutable: true, .. } => quote!(&mut __house_ctx.session),
+            Input::Session { mutable: false, .. } => quote!(&__house_ctx.session),
             Input::Param(param) => {
                 let var = format_ident!("__house_p{}", params.len());
                 params.push(param_block(param, &var, reject(&param.name)));

@@ -43,7 +43,8 @@
 //!
 //! # Notes
 //! - The macros only see tokens: `Option<…>` and `Vec<…>` are recognised by name (a type alias
-//!   of them is an ordinary type), and so are `&Request` and `&Hub`/`&mut Hub`.
+//!   of them is an ordinary type), and so are `&Request`, `&Hub`/`&mut Hub` and
+//!   `&Session`/`&mut Session`.
 //! - Mistakes in a declaration are compile errors on the offending token, all reported in one
 //!   compile; the fn is still emitted, so they do not cascade into unrelated errors.
 #![forbid(unsafe_code)]
@@ -79,7 +80,8 @@ mod valid;
 ///
 /// # Arguments of the fn
 /// Context arguments are recognised by their type and may come in any position:
-/// `&Request` (the request) and `&Hub` / `&mut Hub` (the channel hub).
+/// `&Request` (the request), `&Hub` / `&mut Hub` (the channel hub) and `&Session` /
+/// `&mut Session` (the client's session, created when a handler first writes to it).
 ///
 /// Every other argument is an HTTP parameter (from the query string or a form body) named
 /// after its binding, decoded through `house::FromParam`. Parameters are decoded and checked
@@ -161,7 +163,8 @@ pub fn closing_handler(args: TokenStream, item: TokenStream) -> TokenStream {
 /// subscribed to the channels it returns.
 ///
 /// Arguments, parameters and rules are those of [`closing_handler`] (except `content_type`:
-/// a stream is always `text/event-stream`). The fn returns what implements
+/// a stream is always `text/event-stream`). A stream handler may read and change an existing
+/// session, but cannot start one: its response carries no cookie. The fn returns what implements
 /// `house::IntoSubscribe`: a `house::Subscribe`, or `Result<Subscribe, E>` where `E` is a
 /// response (`house::Status`, `house::Response`, …) sent instead of the stream.
 ///

@@ -87,6 +87,7 @@ pub fn handler(handler: &Handler, errors: &mut Errors) {
         }
     }
     let mut hub: Option<bool> = None;
+    let mut session: Option<bool> = None;
     let mut names: HashMap<&str, ()> = HashMap::new();
     for input in &handler.inputs {
         match input {
@@ -100,6 +101,16 @@ pub fn handler(handler: &Handler, errors: &mut Errors) {
                     ));
                 }
                 hub = Some(hub.unwrap_or(false) || *mutable);
+            }
+            // Likewise two `&mut Session`s.
+            Input::Session { mutable, span } => {
+                if session.is_some() && (*mutable || session == Some(true)) {
+                    errors.push(syn::Error::new(
+                        *span,
+                        "the session is already an argument of this handler; take it once",
+                    ));
+                }
+                session = Some(session.unwrap_or(false) || *mutable);
             }
             Input::Param(param) => {
                 // `fn f(room: String, #[param(name = "room")] other: String)`: one value, two bindings.

@@ -1,5 +1,6 @@
 //! Server limits and timings, each a named default that a [`Config`] can override.
 
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// Largest request, head and body together. A longer head → 414 (request line) or 431
@@ -55,6 +56,25 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// File descriptors kept free below the process limit when the connection cap is derived from it.
 pub const FD_MARGIN: usize = 32;
 
+/// How long a session lives after the last request whose handler used it. Past it the session
+/// is gone (the sweep frees it), its cookie names nothing, and the next write starts a new one.
+/// The cookie's `Max-Age` says the same.
+pub const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
+/// Most sessions kept. Starting one more evicts the least recently used session.
+pub const MAX_SESSIONS: usize = 100_000;
+
+/// Most bytes of keys and JSON values one session holds. An insert past it fails with
+/// `SessionError::TooLarge` and changes nothing.
+pub const SESSION_BYTES: usize = 16 * 1024;
+
+/// Most client addresses whose rate limits are remembered (for requests without a session).
+/// Past it the least recently limited address is forgotten, and its limits start afresh.
+pub const MAX_LIMITED_ADDRS: usize = 100_000;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "house_session";
+
 /// Server settings. Every field starts at the constant of the same name in this module.
 ///
 /// # Examples
@@ -83,6 +103,12 @@ pub struct Config {
     pub(crate) shutdown_grace: Duration,
     #[cfg(feature = "redis")]
     pub(crate) redis_url: Option<String>,
+    pub(crate) session_idle_timeout: Duration,
+    pub(crate) max_sessions: usize,
+    pub(crate) session_bytes: usize,
+    pub(crate) max_limited_addrs: usize,
+    pub(crate) session_secure: bool,
+    pub(crate) session_cookie: Cow<'static, str>,
 }
 
 impl Default for Config {
@@ -104,6 +130,12 @@ impl Default for Config {
             shutdown_grace: SHUTDOWN_GRACE,
             #[cfg(feature = "redis")]
             redis_url: None,
+            session_idle_timeout: SESSION_IDLE_TIMEOUT,
+            max_sessions: MAX_SESSIONS,
+            session_bytes: SESSION_BYTES,
+            max_limited_addrs: MAX_LIMITED_ADDRS,
+            session_secure: false,
+            session_cookie: Cow::Borrowed(SESSION_COOKIE),
         }
     }
 }
@@ -142,6 +174,11 @@ settings! {
     listen_backlog: i32, with_listen_backlog, "[`LISTEN_BACKLOG`]";
     max_connections: usize, with_max_connections, "the connection cap (default: the open-file limit less [`FD_MARGIN`]); beyond it, new connections get 503 with `Retry-After` and are closed";
     shutdown_grace: Duration, with_shutdown_grace, "[`SHUTDOWN_GRACE`]";
+    session_idle_timeout: Duration, with_session_idle_timeout, "[`SESSION_IDLE_TIMEOUT`]";
+    max_sessions: usize, with_max_sessions, "[`MAX_SESSIONS`]";
+    session_bytes: usize, with_session_bytes, "[`SESSION_BYTES`]";
+    max_limited_addrs: usize, with_max_limited_addrs, "[`MAX_LIMITED_ADDRS`]";
+    session_secure: bool, with_session_secure, "whether the session cookie is `Secure` (default `false`; set it when clients reach the server over HTTPS, through a TLS proxy)";
 }
 
 impl Config {
@@ -163,6 +200,26 @@ impl Config {
     #[cfg(feature = "redis")]
     pub fn redis_url(&self) -> Option<&str> {
         self.redis_url.as_deref()
+    }
+
+    /// Sets the session cookie's name (default [`SESSION_COOKIE`]).
+    ///
+    /// # Panics
+    /// If `name` is empty or not an HTTP token (letters, digits and ``!#$%&'*+-.^_`|~``).
+    pub fn with_session_cookie(mut self, name: impl Into<Cow<'static, str>>) -> Config {
+        let name = name.into();
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        assert!(
+            !name.is_empty() && name.bytes().all(token),
+            "invalid session cookie name {name:?}"
+        );
+        self.session_cookie = name;
+        self
+    }
+
+    /// The session cookie's name.
+    pub fn session_cookie(&self) -> &str {
+        &self.session_cookie
     }
 
     /// How often the loop sweeps its timers: a fraction of the shortest timeout, so each fires

@@ -74,6 +74,8 @@ mod conn;
 mod error;
 pub mod files;
 mod hub;
+mod limit;
+mod lru;
 mod macros;
 mod param;
 pub mod parse;
@@ -81,6 +83,7 @@ mod request;
 mod response;
 mod route;
 mod server;
+mod session;
 mod sse;
 mod stats;
 
@@ -88,6 +91,7 @@ pub use config::Config;
 pub use error::{status_for, Error};
 pub use house_macros::{closing_handler, stream_handler, FromParam};
 pub use hub::{Hub, PublishError, RESET_EVENT};
+pub use limit::RateLimited;
 #[doc(hidden)]
 pub use param::__private;
 pub use param::{Bounded, FromParam, ParamError};
@@ -97,6 +101,7 @@ pub use route::{
     ClosingFn, Ctx, DuplicateRoute, Handler, IntoSubscribe, Route, Routes, StreamFn, Subscribe,
 };
 pub use server::{Handle, Server};
+pub use session::{Session, SessionError};
 pub use sse::{comment, Event};
 pub use stats::{metrics_route, DropReason, Stats};
 
@@ -104,7 +109,8 @@ pub use stats::{metrics_route, DropReason, Stats};
 pub mod limits {
     pub use crate::config::{
         ACCEPT_BACKOFF, FD_MARGIN, HEARTBEAT_INTERVAL, HISTORY_BYTES, HISTORY_EVENTS, HISTORY_TTL,
-        KEEP_ALIVE_TIMEOUT, LISTEN_BACKLOG, MAX_HEADERS, MAX_REQUEST_AGE, MAX_REQUEST_SIZE,
-        RETRY_HINT, SHUTDOWN_GRACE, SUBSCRIBER_QUEUE_CAP, WRITE_TIMEOUT,
+        KEEP_ALIVE_TIMEOUT, LISTEN_BACKLOG, MAX_HEADERS, MAX_LIMITED_ADDRS, MAX_REQUEST_AGE,
+        MAX_REQUEST_SIZE, MAX_SESSIONS, RETRY_HINT, SESSION_BYTES, SESSION_COOKIE,
+        SESSION_IDLE_TIMEOUT, SHUTDOWN_GRACE, SUBSCRIBER_QUEUE_CAP, WRITE_TIMEOUT,
     };
 }

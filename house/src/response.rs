@@ -261,6 +261,13 @@ impl Response {
         Ok(self)
     }
 
+    /// Adds a header after the others, keeping any of the same name (a handler's own
+    /// `Set-Cookie` beside the session's). The caller vouches for the name and value.
+    pub(crate) fn append_header(mut self, name: &'static str, value: String) -> Response {
+        self.headers.push((Cow::Borrowed(name), value));
+        self
+    }
+
     /// Sets the `Content-Type` unless the response already has one.
     pub fn with_default_content_type(self, content_type: &'static str) -> Response {
         if self.header("content-type").is_some() {

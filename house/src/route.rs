@@ -4,9 +4,10 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::{Hub, IntoResponse, Methods, Request, Response, Stats};
+use crate::{Hub, IntoResponse, Methods, Request, Response, Session, Stats};
 
-/// What a handler runs with: the request, the channel hub, and the server's stats.
+/// What a handler runs with: the request, the channel hub, the server's stats, and the
+/// client's session.
 ///
 /// The fields are public so generated code can borrow them separately.
 #[non_exhaustive]
@@ -17,19 +18,28 @@ pub struct Ctx<'a> {
     pub hub: &'a mut Hub,
     /// The server's counters and gauges.
     pub stats: &'a Stats,
+    /// The client's session (created only when a handler writes to it).
+    pub session: Session<'a>,
 }
 
 /// Stats for contexts built outside a server.
 static NO_STATS: Stats = Stats::EMPTY;
 
 impl<'a> Ctx<'a> {
-    /// A context for `request` and `hub` (with empty stats): for testing handlers by hand.
+    /// A context for `request` and `hub` (with empty stats and a
+    /// [detached](Session::detached) session): for testing handlers by hand.
     pub fn new(request: &'a Request, hub: &'a mut Hub) -> Ctx<'a> {
         Ctx {
             request,
             hub,
             stats: &NO_STATS,
+            session: Session::detached(),
         }
+    }
+
+    /// The same context with `session`.
+    pub fn with_session(self, session: Session<'a>) -> Ctx<'a> {
+        Ctx { session, ..self }
     }
 
     /// The same context with `stats`.

@@ -16,10 +16,11 @@ use crate::conn::{Conn, FileBody, Parked, Phase};
 use crate::hub::{Frame, HistoryLimits, Replay};
 use crate::parse::{parse_request, Parsed};
 use crate::route::Lookup;
+use crate::session::Sessions;
 use crate::stats::{DropReason, Stats};
 use crate::{
     Body, Config, Ctx, Error, Event, Handler, Hub, Method, PublishError, Request, Response, Route,
-    Routes, Status, Subscribe, Version, RESET_EVENT,
+    Routes, Session, Status, Subscribe, Version, RESET_EVENT,
 };
 
 /// The listener's token.
@@ -162,6 +163,7 @@ pub struct Server {
     commands: Receiver<Command>,
     routes: Routes,
     hub: Hub,
+    sessions: Sessions,
     config: Config,
     conns: HashMap<Token, Conn>,
     next_token: usize,
@@ -227,6 +229,7 @@ impl Server {
             commands,
             routes,
             hub,
+            sessions: Sessions::new(&config),
             config,
             conns: HashMap::new(),
             next_token: FIRST_CONN,
@@ -551,7 +554,12 @@ impl Server {
             }
             Lookup::Found(route) => route.handler(),
         };
-        let mut ctx = Ctx::new(request, &mut self.hub).with_stats(&self.stats);
+        // Only a closing handler's response can carry a new session's cookie.
+        let may_create = matches!(handler, Handler::Closing(_));
+        let session = Session::open(&mut self.sessions, request, may_create, Instant::now());
+        let mut ctx = Ctx::new(request, &mut self.hub)
+            .with_stats(&self.stats)
+            .with_session(session);
         // A panicking handler answers 500 to its own request; everyone else is served on.
         let outcome = match handler {
             Handler::Closing(handler) => {
@@ -568,15 +576,23 @@ impl Server {
                 }
             }
         };
+        let cookie = ctx.session.close(!matches!(outcome, Outcome::Panicked));
         // Events the handler published go out before a new stream subscribes, so its replay
         // and the live events neither overlap nor leave a gap.
         self.fan_out();
         let tickets = self.hub.take_tickets();
         match outcome {
-            Outcome::Respond(response) if !tickets.is_empty() => {
-                self.park(token, response, exchange, tickets);
+            Outcome::Respond(response) => {
+                let response = match cookie {
+                    Some(cookie) => response.append_header("Set-Cookie", cookie),
+                    None => response,
+                };
+                if tickets.is_empty() {
+                    self.respond(token, response, exchange);
+                } else {
+                    self.park(token, response, exchange, tickets);
+                }
             }
-            Outcome::Respond(response) => self.respond(token, response, exchange),
             Outcome::Stream(subscribe) => self.start_stream(token, request, subscribe, exchange),
             Outcome::Panicked => {
                 log::warn!("{}: the handler panicked", exchange.path);
@@ -1002,6 +1018,7 @@ impl Server {
             );
         }
         self.hub.expire(now);
+        self.sessions.expire(now);
         if self.accept_paused_until.is_some_and(|until| now >= until) {
             self.accept_paused_until = None;
             self.accept();
@@ -1016,6 +1033,7 @@ impl Server {
         self.stats.channels = self.hub.channels() as u64;
         self.stats.subscribers = self.hub.subscriptions() as u64;
         self.stats.events_published = self.hub.published();
+        self.stats.sessions = self.sessions.len() as u64;
     }
 
     fn publish_stats(&self) {

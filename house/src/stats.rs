@@ -63,6 +63,8 @@ pub struct Stats {
     pub channels: u64,
     /// Stream subscriptions (a stream on two channels counts twice).
     pub subscribers: u64,
+    /// Sessions kept (expired ones count until the timer sweep removes them).
+    pub sessions: u64,
     /// Connections accepted.
     pub connections_accepted: u64,
     /// Connections refused with 503 at the connection cap.
@@ -96,6 +98,7 @@ impl Stats {
         connections_idle: 0,
         channels: 0,
         subscribers: 0,
+        sessions: 0,
         connections_accepted: 0,
         connections_refused: 0,
         accept_backoffs: 0,
@@ -155,6 +158,13 @@ impl Stats {
             "gauge",
             "Stream subscriptions.",
             self.subscribers,
+        );
+        single(
+            &mut out,
+            "house_sessions",
+            "gauge",
+            "Sessions kept.",
+            self.sessions,
         );
         single(
             &mut out,
