@@ -1,8 +1,12 @@
 //! `cargo run --release --example chat`, then open http://localhost:4242/index
 //!
-//! A chat room in three handlers. The page (`static/index.html`) listens to its room with an
+//! A chat room in four handlers. The page (`static/index.html`) listens to its room with an
 //! `EventSource` on `/source?room=NAME` and posts messages to `/send-message`; the server
-//! checks the parameters and publishes each message to everyone in the room.
+//! checks the parameters and publishes each message to everyone in the room. It remembers the
+//! name each visitor chose in their session (the page asks `/me` for it and pre-fills it), and
+//! lets each session send at most 5 messages per 10 seconds (a client without a session is
+//! counted by its address); past that, `/send-message` answers `429 Too Many Requests` with
+//! `Retry-After`, and the page explains the wait.
 //!
 //! Without a browser:
 //!
@@ -12,17 +16,20 @@
 //! ```
 //!
 //! Flags: `--host ADDR` (default `127.0.0.1`), `--port N` (default `4242`; `0` picks a free
-//! port), `--redis URL` (with `--features redis`: several nodes share rooms through Redis).
+//! port), `--rate N/SECONDS` (default `5/10`: messages each session may send per window),
+//! `--redis URL` (with `--features redis`: several nodes share rooms through Redis; sessions
+//! stay in each node).
 //! The first line printed is `listening on http://ADDR/index`. Metrics for Prometheus are at
 //! `/metrics`; request logs go to stderr. SIGINT or SIGTERM shuts the server down cleanly.
 
 use std::io;
 use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use house::{
-    closing_handler, files, routes, stream_handler, Config, Event, Hub, PublishError, Request,
-    Response, Route, Server, Subscribe,
+    closing_handler, files, routes, stream_handler, Config, Event, Handler, Hub, IntoResponse,
+    Json, PublishError, Request, Response, Route, Server, Session, Subscribe,
 };
 use serde::Serialize;
 
@@ -53,39 +60,117 @@ fn source(#[param(max = 16)] room: String) -> Subscribe {
     Subscribe::to(room)
 }
 
-/// Publishes a message to everyone in the room, from a query string or a form.
+/// Publishes a message to everyone in the room, from a query string or a form, and remembers
+/// the sender's name in their session.
 #[closing_handler(methods = [GET, POST])]
 fn send_message(
     #[param(max = 16)] room: String,
     #[param(min = 1, max = 64)] name: String,
     #[param(min = 5, max = 256)] message: String,
     hub: &mut Hub,
+    session: &mut Session,
 ) -> Result<&'static str, PublishError> {
+    // Writing starts a session (and sets its cookie); skip the write when nothing changed.
+    if session.get::<String>("name").as_deref() != Some(name.as_str()) {
+        if let Err(err) = session.insert("name", &name) {
+            log::warn!("could not remember the name: {err}");
+        }
+    }
     hub.publish(&room, Event::json(&Chat { name, message }))?;
     Ok("sent")
 }
 
-/// The chat's routes: the three handlers, the page's script and style under `/static/`, and
-/// the server's metrics at `/metrics`.
-pub fn routes() -> io::Result<Vec<Route>> {
-    let mut routes = routes![index, source, send_message];
+/// Who the page's visitor is, as far as their session knows.
+#[derive(Serialize)]
+struct Me {
+    name: Option<String>,
+}
+
+/// The name this visitor last sent with, for the page to pre-fill. Only reads the session, so
+/// it creates none.
+#[closing_handler(methods = [GET, HEAD])]
+fn me(session: &Session) -> Json<Me> {
+    Json(Me {
+        name: session.get("name"),
+    })
+}
+
+/// How many messages a session may send per window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub messages: u32,
+    pub per: Duration,
+}
+
+impl Default for Rate {
+    fn default() -> Rate {
+        Rate {
+            messages: 5,
+            per: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Rate {
+    /// `5/10`: 5 messages per 10 seconds.
+    fn parse(text: &str) -> Option<Rate> {
+        let (messages, secs) = text.split_once('/')?;
+        let per = Duration::from_secs(secs.parse().ok().filter(|&s| s > 0)?);
+        Some(Rate {
+            messages: messages.parse().ok().filter(|&n| n > 0)?,
+            per,
+        })
+    }
+}
+
+/// `route`, answering 429 past `rate` requests per session (or per address, without one).
+/// Every attempt counts, also one the parameter rules refuse, so nobody can probe freely.
+fn rate_limited(route: Route, rate: Rate) -> Route {
+    let (path, name, methods) = (
+        route.path().to_owned(),
+        route.name().to_owned(),
+        route.methods(),
+    );
+    let limit = name.clone();
+    Route::closing(path, move |ctx| {
+        if let Err(refused) = ctx.session.rate_limit(&limit, rate.messages, rate.per) {
+            return refused.into_response();
+        }
+        match route.handler() {
+            Handler::Closing(handler) => handler(ctx),
+            Handler::Stream(_) => unreachable!("only closing routes are limited"),
+        }
+    })
+    .with_methods(methods)
+    .with_name(name)
+}
+
+/// The chat's routes: the four handlers (sending limited to `rate`), the page's script and
+/// style under `/static/`, and the server's metrics at `/metrics`.
+pub fn routes(rate: Rate) -> io::Result<Vec<Route>> {
+    let mut routes = routes![index, source, me];
+    for send in routes![send_message] {
+        routes.push(rate_limited(send, rate));
+    }
     routes.push(files::mount("/static/", STATIC_DIR)?);
     routes.push(house::metrics_route("/metrics"));
     Ok(routes)
 }
 
-const USAGE: &str = "usage: chat [--host ADDR] [--port N] [--redis URL]
+const USAGE: &str = "usage: chat [--host ADDR] [--port N] [--rate N/SECONDS] [--redis URL]
 
-  --host ADDR  address to listen on (default 127.0.0.1)
-  --port N     port to listen on (default 4242; 0 picks a free one)
-  --redis URL  share rooms with other nodes through Redis, e.g. redis://127.0.0.1:6379
-               (needs `--features redis`)";
+  --host ADDR       address to listen on (default 127.0.0.1)
+  --port N          port to listen on (default 4242; 0 picks a free one)
+  --rate N/SECONDS  messages each session may send per window (default 5/10)
+  --redis URL       share rooms with other nodes through Redis, e.g. redis://127.0.0.1:6379
+                    (needs `--features redis`)";
 
 /// Where to listen, from the command line.
 #[derive(Debug, PartialEq)]
 struct Options {
     host: String,
     port: u16,
+    rate: Rate,
     redis: Option<String>,
 }
 
@@ -94,6 +179,7 @@ impl Options {
         let mut options = Options {
             host: "127.0.0.1".to_owned(),
             port: 4242,
+            rate: Rate::default(),
             redis: None,
         };
         let mut args = args.into_iter();
@@ -115,6 +201,12 @@ impl Options {
                     let port = value()?;
                     options.port = port.parse().map_err(|_| {
                         format!("`--port` must be a number from 0 to 65535 (got `{port}`)")
+                    })?;
+                }
+                "--rate" => {
+                    let rate = value()?;
+                    options.rate = Rate::parse(&rate).ok_or_else(|| {
+                        format!("`--rate` must be MESSAGES/SECONDS, both above 0, like `5/10` (got `{rate}`)")
                     })?;
                 }
                 "--redis" => options.redis = Some(value()?),
@@ -160,7 +252,7 @@ fn serve(options: &Options) -> io::Result<()> {
     // Tests include this file as a module and install their own logger, if any.
     let _ = log::set_logger(&StderrLog);
     log::set_max_level(log::LevelFilter::Info);
-    let server = Server::bind(options.addr(), config(options)?, routes()?)?;
+    let server = Server::bind(options.addr(), config(options)?, routes(options.rate)?)?;
     let addr = server.local_addr();
     // Tests read this first line to find the port when started with `--port 0`.
     println!("listening on http://{addr}/index");
@@ -238,6 +330,20 @@ mod tests {
             "0.0.0.0:80"
         );
         assert_eq!(parse(&["--host", "::1"]).unwrap().addr(), "[::1]:4242");
+        assert_eq!(parse(&[]).unwrap().rate, Rate::default());
+        assert_eq!(
+            parse(&["--rate", "3/60"]).unwrap().rate,
+            Rate {
+                messages: 3,
+                per: Duration::from_secs(60)
+            }
+        );
+        for bad in ["0/10", "5/0", "5", "5/x", "/10"] {
+            assert!(
+                parse(&["--rate", bad]).unwrap_err().contains("`--rate`"),
+                "{bad}"
+            );
+        }
         assert_eq!(parse(&["--port"]).unwrap_err(), "`--port` needs a value");
         assert_eq!(
             parse(&["--port", "http"]).unwrap_err(),

@@ -14,7 +14,19 @@
 
   $("room-name").textContent = room;
   document.title = `#${room} · house chat`;
-  nameInput.value = localStorage.getItem("house-chat-name") || "";
+
+  // The server remembers the name last sent with, in this visitor's session.
+  async function prefillName() {
+    try {
+      const response = await fetch("/me");
+      const me = response.ok ? await response.json() : null;
+      if (typeof me?.name === "string" && !nameInput.value) nameInput.value = me.name;
+    } catch {
+      // No name to offer; the visitor types one.
+    }
+    nameInput.dataset.ready = "true";
+    (nameInput.value ? messageInput : nameInput).focus();
+  }
 
   // Connection state ---------------------------------------------------------
 
@@ -150,7 +162,30 @@
   }
 
   function clearErrors() {
+    clearInterval(countdown);
     for (const field of ["name", "message", "form"]) setError(field, "");
+  }
+
+  // "429 Too Many Requests: too many `send_message` requests (at most 5 per 10 s); retry in 2 s"
+  // → "You are sending too fast (at most 5 messages per 10 s). Your message is kept: try again
+  // in 2 s.", counting down.
+  let countdown = null;
+  function explainTooFast(body, retryAfter) {
+    const limit = body.match(/\(at most (\d+) per ([^)]+)\)/);
+    const rule = limit ? ` (at most ${limit[1]} messages per ${limit[2]})` : "";
+    let left = Math.max(1, Number(retryAfter) || 1);
+    const show = () =>
+      setError("form", `You are sending too fast${rule}. Your message is kept: try again in ${left} s.`);
+    show();
+    countdown = setInterval(() => {
+      left -= 1;
+      if (left > 0) {
+        show();
+      } else {
+        clearInterval(countdown);
+        setError("form", "");
+      }
+    }, 1000);
   }
 
   for (const input of [nameInput, messageInput]) {
@@ -161,13 +196,14 @@
     event.preventDefault();
     clearErrors();
     const name = nameInput.value.trim();
-    localStorage.setItem("house-chat-name", name);
     const body = new URLSearchParams({ room, name, message: messageInput.value });
     sendButton.disabled = true;
     try {
       const response = await fetch("/send-message", { method: "POST", body });
       if (response.ok) {
         messageInput.value = "";
+      } else if (response.status === 429) {
+        explainTooFast(await response.text(), response.headers.get("Retry-After"));
       } else {
         const detail = describe(await response.text(), response.status);
         // The server names the parameter that broke a rule in backticks.
@@ -182,6 +218,6 @@
     }
   });
 
-  (nameInput.value ? messageInput : nameInput).focus();
+  prefillName();
   connect();
 })();

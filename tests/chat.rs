@@ -1,5 +1,5 @@
-//! The chat example end to end over raw sockets: subscribe, publish, validation, rooms, and the
-//! page's static files.
+//! The chat example end to end over raw sockets: subscribe, publish, validation, rooms, the
+//! remembered name, the send rate limit, and the page's static files.
 
 mod chat_support;
 
@@ -269,5 +269,97 @@ fn traversal_and_odd_paths_are_404() {
         let response = get(chat.addr, target, &[]);
         assert_eq!(response.status(), 404, "{target}: {}", response.text());
         assert!(!response.text().contains("[package]"), "{target}");
+    }
+}
+
+/// The `name=value` part of the session cookie `response` sets.
+fn session_cookie(response: &chat_support::Response) -> String {
+    let cookie = response
+        .header("set-cookie")
+        .unwrap_or_else(|| panic!("no cookie: {response:?}"));
+    let pair = cookie.split_once(';').map_or(cookie, |(pair, _)| pair);
+    format!("Cookie: {pair}")
+}
+
+#[test]
+fn the_name_is_remembered_per_session() {
+    let chat = spawn_chat();
+    // A visitor who never sent anything has no name, and asking creates no session.
+    let me = get(chat.addr, "/me", &[]);
+    assert_eq!(me.text(), r#"{"name":null}"#);
+    assert_eq!(me.header("set-cookie"), None);
+
+    let sent = get(
+        chat.addr,
+        "/send-message?room=x&name=ann&message=hello+there",
+        &[],
+    );
+    assert_eq!(sent.status(), 200);
+    let ann = session_cookie(&sent);
+    assert_eq!(get(chat.addr, "/me", &[&ann]).text(), r#"{"name":"ann"}"#);
+
+    let body = "room=x&name=Ann+B%C3%B6&message=new+name";
+    let sent = request(chat.addr, "POST", "/send-message", &[&ann], body);
+    assert_eq!(sent.status(), 200);
+    assert_eq!(
+        get(chat.addr, "/me", &[&ann]).text(),
+        r#"{"name":"Ann Bö"}"#
+    );
+    // Someone else's session knows nothing of it.
+    let sent = get(
+        chat.addr,
+        "/send-message?room=x&name=bob&message=hi+all",
+        &[],
+    );
+    let bob = session_cookie(&sent);
+    assert_ne!(bob, ann);
+    assert_eq!(get(chat.addr, "/me", &[&bob]).text(), r#"{"name":"bob"}"#);
+    assert_eq!(
+        get(chat.addr, "/me", &[&ann]).text(),
+        r#"{"name":"Ann Bö"}"#
+    );
+}
+
+#[test]
+fn sending_is_limited_per_session() {
+    let chat = chat_support::spawn_chat_with(chat_support::app::Rate::default());
+    let send = |cookie: &[&str]| {
+        get(
+            chat.addr,
+            "/send-message?room=x&name=ann&message=hello+there",
+            cookie,
+        )
+    };
+    // The first message, sent without a session, counts against the address; it starts the
+    // session, which then has its own 5 messages.
+    let first = send(&[]);
+    let ann = session_cookie(&first);
+    for _ in 0..5 {
+        assert_eq!(send(&[&ann]).status(), 200);
+    }
+    // The session's sixth message within 10 seconds: one more is allowed every 2 seconds.
+    let refused = send(&[&ann]);
+    assert_eq!(refused.status(), 429);
+    assert_eq!(refused.header("retry-after"), Some("2"));
+    assert_eq!(
+        refused.text(),
+        "429 Too Many Requests: too many `send_message` requests (at most 5 per 10 s); retry in 2 s\n"
+    );
+    // Another session is not affected (its first send is counted by address, then by session).
+    let bob = session_cookie(&send(&[]));
+    assert_eq!(send(&[&bob]).status(), 200);
+    // Once a slot refills, ann can send again (bounded wait).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match send(&[&ann]).status() {
+            200 => break,
+            429 => {}
+            other => panic!("unexpected status {other}"),
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still refused after 5 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
     }
 }

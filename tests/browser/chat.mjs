@@ -40,9 +40,10 @@ const browser = await chromium.launch({
 
 const problems = [];
 
-async function open(who, path, state = "live") {
-  // A context each: two people with their own storage, like two browsers.
-  const context = await browser.newContext({ viewport: { width: 900, height: 640 }, deviceScaleFactor: 1 });
+async function open(who, path, state = "live", context = null) {
+  // A context each: two people with their own storage and cookies, like two browsers. The same
+  // context again is another tab of the same person.
+  context ??= await browser.newContext({ viewport: { width: 900, height: 640 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   page.setDefaultTimeout(TIMEOUT);
   page.on("dialog", (dialog) => {
@@ -131,6 +132,34 @@ try {
   const overflow = await bob.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   check(overflow <= 0, `nothing overflows at phone width (${overflow}px)`);
   if (process.env.PHONE_SCREENSHOT) await bob.screenshot({ path: process.env.PHONE_SCREENSHOT });
+
+  // The server remembers the name each person last sent with (in their session), and a new
+  // tab pre-fills it; someone else's page starts empty.
+  const nameIn = async (page) => {
+    await page.locator("#name[data-ready=true]").waitFor();
+    return page.inputValue("#name");
+  };
+  const annAgain = await open("ann", `/index?room=${room}`, "live", ann.context());
+  check((await nameIn(annAgain)) === "Ann", "a new tab of ann's pre-fills her name");
+  check((await send(annAgain, "Annie", "Call me Annie from now on.")) === 200, "ann changes her name");
+  const annThird = await open("ann", `/index?room=${room}`, "live", ann.context());
+  check((await nameIn(annThird)) === "Annie", "the changed name is the one remembered");
+  const stranger = await open("dee", `/index?room=${room}`);
+  check((await nameIn(stranger)) === "", "a stranger's page has no name");
+
+  // Sending too fast: past 5 messages per 10 s the server answers 429, and the page says why
+  // and how long to wait, keeping the message.
+  let status = 200;
+  for (let i = 0; i < 8 && status === 200; i++) {
+    status = await send(bob, "Bob", `Message number ${i + 1} in a hurry`);
+  }
+  check(status === 429, "bob is slowed down after a burst of messages");
+  const slowDown = await bob.textContent("#form-error");
+  check(
+    /^You are sending too fast \(at most 5 messages per 10 s\)\. Your message is kept: try again in [12] s\.$/.test(slowDown),
+    `the wait is explained (${JSON.stringify(slowDown)})`,
+  );
+  check((await bob.inputValue("#message")).endsWith("in a hurry"), "bob's message is kept");
 
   // A room name the server refuses: the page says why instead of retrying forever.
   const lost = await open("cy", "/index?room=seventeen-letters", "offline");

@@ -14,7 +14,7 @@ use house::{Config, Handle, Server};
 // serves. Its `main` and flag parsing are only used by the binary.
 #[allow(dead_code)]
 #[path = "../../examples/chat.rs"]
-mod app;
+pub mod app;
 
 /// A running chat server; shut down and joined on drop.
 pub struct Chat {
@@ -23,9 +23,20 @@ pub struct Chat {
     thread: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-/// Starts the chat app on `127.0.0.1:0`.
+/// Starts the chat app on `127.0.0.1:0`, with a send rate high enough for tests that send
+/// many messages from one address.
 pub fn spawn_chat() -> Chat {
-    let server = Server::bind("127.0.0.1:0", Config::default(), app::routes().unwrap()).unwrap();
+    spawn_chat_with(app::Rate {
+        messages: 1000,
+        per: Duration::from_secs(1),
+    })
+}
+
+/// Starts the chat app on `127.0.0.1:0` with `rate` (the example's default is
+/// `app::Rate::default()`).
+pub fn spawn_chat_with(rate: app::Rate) -> Chat {
+    let server =
+        Server::bind("127.0.0.1:0", Config::default(), app::routes(rate).unwrap()).unwrap();
     let addr = server.local_addr();
     let handle = server.handle();
     let thread = std::thread::spawn(move || server.run());
