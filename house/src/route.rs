@@ -166,14 +166,8 @@ impl Route {
         R: IntoResponse,
         F: Fn(&mut Ctx<'_>) -> R + Send + Sync + 'static,
     {
-        let path = path.into();
-        Route {
-            name: path.clone(),
-            path,
-            prefix: false,
-            methods: Methods::DEFAULT,
-            handler: Handler::Closing(Box::new(move |ctx| handler(ctx).into_response())),
-        }
+        let handler = move |ctx: &mut Ctx<'_>| handler(ctx).into_response();
+        Route::new(path.into(), Handler::Closing(Box::new(handler)))
     }
 
     /// A stream handler at exactly `path`.
@@ -182,13 +176,18 @@ impl Route {
         R: IntoSubscribe,
         F: Fn(&mut Ctx<'_>) -> R + Send + Sync + 'static,
     {
-        let path = path.into();
+        let handler = move |ctx: &mut Ctx<'_>| handler(ctx).into_subscribe();
+        Route::new(path.into(), Handler::Stream(Box::new(handler)))
+    }
+
+    /// A route named after its path, accepting the default methods.
+    fn new(path: Cow<'static, str>, handler: Handler) -> Route {
         Route {
             name: path.clone(),
             path,
             prefix: false,
             methods: Methods::DEFAULT,
-            handler: Handler::Stream(Box::new(move |ctx| handler(ctx).into_subscribe())),
+            handler,
         }
     }
 

@@ -101,17 +101,6 @@ fn send(server: &TestServer, room: &str, text: &str) -> String {
     server.get(&format!("/send?room={room}&text={text}"))
 }
 
-/// `(id, data)` of every event in `text`.
-fn events(text: &str) -> Vec<(String, String)> {
-    text.split("\n\n")
-        .filter_map(|block| {
-            let id = block.lines().find_map(|l| l.strip_prefix("id: "))?;
-            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-            Some((id.to_owned(), data.to_owned()))
-        })
-        .collect()
-}
-
 #[test]
 fn three_nodes_deliver_every_event_once_in_one_order() {
     let redis = Redis::start();
@@ -133,7 +122,7 @@ fn three_nodes_deliver_every_event_once_in_one_order() {
     for stream in &mut subscribers {
         let mut buffer = Vec::new();
         let text = read_until_count(stream, &mut buffer, "data: n", 15);
-        let got = events(&text);
+        let got = sse_events(&text);
         assert_eq!(got.len(), 15, "{text}");
         let mut ids: Vec<&String> = got.iter().map(|(id, _)| id).collect();
         ids.dedup();
@@ -166,7 +155,7 @@ fn reconnecting_to_another_node_resumes_without_gap_or_duplicate() {
         send(&a, "m", &format!("m{i}"));
     }
     let mut buffer = Vec::new();
-    let seen = events(&read_until_count(&mut stream, &mut buffer, "data: m", 3));
+    let seen = sse_events(&read_until_count(&mut stream, &mut buffer, "data: m", 3));
     let last_id = seen.last().unwrap().0.clone();
     drop(stream);
     // Missed while away, published on the other node.
@@ -184,7 +173,7 @@ fn reconnecting_to_another_node_resumes_without_gap_or_duplicate() {
     send(&a, "m", "m6");
     let text = read_until_count(&mut stream, &mut buffer, "data: m", 3);
     assert!(!text.contains("event: reset"), "{text}");
-    let data: Vec<String> = events(&text).into_iter().map(|(_, d)| d).collect();
+    let data: Vec<String> = sse_events(&text).into_iter().map(|(_, d)| d).collect();
     assert_eq!(data, ["m4", "m5", "m6"]);
 }
 
@@ -236,7 +225,7 @@ fn clients_of_a_stopped_node_resume_on_another() {
     wait_for("the stream to attach", || count(&a, "k") == 1);
     send(&b, "k", "k1");
     let mut buffer = Vec::new();
-    let seen = events(&read_until_count(&mut stream, &mut buffer, "data: k1", 1));
+    let seen = sse_events(&read_until_count(&mut stream, &mut buffer, "data: k1", 1));
     let last_id = seen.last().unwrap().0.clone();
     a.stop().unwrap();
     // The stream ends when its node goes.
@@ -249,7 +238,7 @@ fn clients_of_a_stopped_node_resume_on_another() {
         )
         .unwrap();
     let text = read_until(&mut stream, "data: k2");
-    let data: Vec<String> = events(&text).into_iter().map(|(_, d)| d).collect();
+    let data: Vec<String> = sse_events(&text).into_iter().map(|(_, d)| d).collect();
     assert_eq!(data, ["k2"]);
 }
 
@@ -269,7 +258,7 @@ fn trimmed_history_sends_the_reset_signal() {
     wait_for("the stream to attach", || count(&server, "t") == 1);
     send(&server, "t", "t0");
     let mut buffer = Vec::new();
-    let old_id = events(&read_until_count(&mut first, &mut buffer, "data: t0", 1))[0]
+    let old_id = sse_events(&read_until_count(&mut first, &mut buffer, "data: t0", 1))[0]
         .0
         .clone();
     // Far more than the history keeps (MAXLEN ~ trims whole blocks of 100 entries).

@@ -91,13 +91,7 @@ fn counters_move_exactly() {
     expect(&server, &want, |s| s.requests[3] == 2 && s.connections == 6);
 
     // A subscriber that never reads, sent more than its queue cap.
-    let stalled = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    stalled.set_recv_buffer_size(4096).unwrap();
-    stalled.connect(&server.addr.into()).unwrap();
-    let mut stalled: TcpStream = stalled.into();
-    stalled
-        .write_all(b"GET /source?room=slow HTTP/1.1\r\n\r\n")
-        .unwrap();
+    let stalled = stalled_subscriber(&server, "/source?room=slow");
     want.connections_accepted = 13;
     want.requests[1] = 11;
     want.connections = 7;

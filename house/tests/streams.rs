@@ -150,16 +150,6 @@ fn rooms_are_isolated() {
     assert!(!read_until(&mut b, "\n\n").contains("for a"));
 }
 
-fn ids_and_data(text: &str) -> Vec<(String, String)> {
-    text.split("\n\n")
-        .filter_map(|block| {
-            let id = block.lines().find_map(|l| l.strip_prefix("id: "))?;
-            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
-            Some((id.to_owned(), data.to_owned()))
-        })
-        .collect()
-}
-
 #[test]
 fn last_event_id_replays_then_continues_live_without_gap_or_duplicate() {
     let server = TestServer::start(Config::default(), routes());
@@ -179,7 +169,7 @@ fn last_event_id_replays_then_continues_live_without_gap_or_duplicate() {
     server.get("/send?room=h&text=m6");
     let text = read_until_count(&mut stream, &mut buffer, "data: m", 4);
     assert!(!text.contains("event: reset"), "{text}");
-    let got = ids_and_data(&text);
+    let got = sse_events(&text);
     let expected: Vec<(String, String)> = (3..=6)
         .map(|i| (format!("{run}-{i}"), format!("m{i}")))
         .collect();
@@ -223,7 +213,7 @@ fn resuming_from_evicted_or_foreign_id_starts_with_reset() {
             "{after_head}"
         );
         assert_eq!(
-            ids_and_data(after_head).len(),
+            sse_events(after_head).len(),
             3,
             "the history that is left follows: {after_head}"
         );
@@ -243,13 +233,7 @@ fn idle_streams_get_heartbeats() {
 fn slow_consumer_is_dropped_and_nobody_else_waits() {
     let server = TestServer::start(Config::default(), routes());
     // A subscriber with a tiny receive buffer that never reads.
-    let stalled = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
-    stalled.set_recv_buffer_size(4096).unwrap();
-    stalled.connect(&server.addr.into()).unwrap();
-    let mut stalled: TcpStream = stalled.into();
-    stalled
-        .write_all(b"GET /source?room=slow HTTP/1.1\r\n\r\n")
-        .unwrap();
+    let stalled = stalled_subscriber(&server, "/source?room=slow");
     let mut normal = subscribe(&server, "/source?room=slow");
     wait_for("2 subscribers", || count(&server, "slow") == 2);
     let rss_before = rss_bytes();

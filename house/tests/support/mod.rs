@@ -180,3 +180,26 @@ pub fn count_route() -> Route {
         ctx.hub.subscribers(channel).to_string()
     })
 }
+
+/// `(id, data)` of every event in an SSE byte stream's text, in order.
+pub fn sse_events(text: &str) -> Vec<(String, String)> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            let id = block.lines().find_map(|l| l.strip_prefix("id: "))?;
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            Some((id.to_owned(), data.to_owned()))
+        })
+        .collect()
+}
+
+/// A subscriber to `target` with a tiny receive buffer, which never reads.
+pub fn stalled_subscriber(server: &TestServer, target: &str) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream
+        .write_all(format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes())
+        .unwrap();
+    stream
+}
