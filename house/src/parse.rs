@@ -45,10 +45,14 @@ pub fn parse_request(buf: &[u8], max_size: usize, max_headers: usize) -> Result<
         heap = vec![httparse::EMPTY_HEADER; max_headers];
         &mut heap[..]
     };
+    // Only the first `max_size` bytes can belong to an acceptable request. Looking past them
+    // would make the outcome depend on how the bytes arrived: all at once, a bad byte beyond
+    // the limit gave `Malformed`; in small reads the limit was hit first.
+    let window = &buf[..buf.len().min(max_size)];
     let mut head = httparse::Request::new(headers);
-    let head_len = match head.parse(buf)? {
-        httparse::Status::Partial if buf.len() >= max_size => {
-            return Err(if buf.contains(&b'\n') {
+    let head_len = match head.parse(window)? {
+        httparse::Status::Partial if window.len() == max_size => {
+            return Err(if window.contains(&b'\n') {
                 Error::HeadTooLarge
             } else {
                 Error::UriTooLong
@@ -57,9 +61,6 @@ pub fn parse_request(buf: &[u8], max_size: usize, max_headers: usize) -> Result<
         httparse::Status::Partial => return Ok(Parsed::Partial),
         httparse::Status::Complete(len) => len,
     };
-    if head_len > max_size {
-        return Err(Error::HeadTooLarge);
-    }
 
     let version = match head.version {
         Some(0) => Version::Http10,
@@ -345,6 +346,28 @@ mod tests {
         }
         buf.extend_from_slice(b"\r\n");
         assert_eq!(error(&buf), Error::TooManyHeaders);
+    }
+
+    #[test]
+    fn bytes_past_the_limit_never_decide() {
+        // Found by the `request_buffer` fuzz target: a bad byte past the limit used to turn the
+        // size error into `Malformed`, but only when it arrived in the same read.
+        let long_header = [
+            b"GET / HTTP/1.1\r\nX: ".as_slice(),
+            &[b'a'; MAX],
+            b"\r\n\0: x\r\n\r\n",
+        ]
+        .concat();
+        assert_eq!(error(&long_header), Error::HeadTooLarge);
+        assert_eq!(error(&long_header[..MAX]), Error::HeadTooLarge);
+        let long_line = [
+            b"GET /".as_slice(),
+            &[b'a'; MAX],
+            b" HTTP/1.1\r\n\0: x\r\n\r\n",
+        ]
+        .concat();
+        assert_eq!(error(&long_line), Error::UriTooLong);
+        assert_eq!(error(&long_line[..MAX]), Error::UriTooLong);
     }
 
     #[test]
