@@ -21,9 +21,16 @@ fuzz_target!(|data: &[u8]| {
     ) else {
         return;
     };
-    let encoded = encode_form(pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())), plus, lower);
+    let encoded = encode_form(
+        pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        plus,
+        lower,
+    );
     let decoded = decode_form(&encoded).expect("an encoded form decodes");
     let decoded: Vec<(&str, &str)> = decoded.iter().collect();
-    let expected: Vec<(&str, &str)> = pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let expected: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
     assert_eq!(decoded, expected);
 });

@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let len = *len;
-    assert!(len <= buf.len() && len <= max_size, "len {len} of {}", buf.len());
+    assert!(
+        len <= buf.len() && len <= max_size,
+        "len {len} of {}",
+        buf.len()
+    );
 
     let declared = request.header("content-length").map(|v| {
         v.trim()
@@ -30,12 +34,28 @@ fuzz_target!(|data: &[u8]| {
     // spread of others.
     let expected = describe(&result);
     let head_len = len - request.body().len();
-    let cuts = [0, 1, head_len.saturating_sub(1), head_len, len / 2, len - 1, len, buf.len()];
+    let cuts = [
+        0,
+        1,
+        head_len.saturating_sub(1),
+        head_len,
+        len / 2,
+        len - 1,
+        len,
+        buf.len(),
+    ];
     let spread = (0..buf.len()).step_by(buf.len() / 16 + 1);
-    for cut in cuts.into_iter().chain(spread).filter(|&cut| cut <= buf.len()) {
+    for cut in cuts
+        .into_iter()
+        .chain(spread)
+        .filter(|&cut| cut <= buf.len())
+    {
         let prefix = parse_request(&buf[..cut], max_size, max_headers);
         if cut < len {
-            assert!(matches!(prefix, Ok(Parsed::Partial)), "cut {cut}: {prefix:?}");
+            assert!(
+                matches!(prefix, Ok(Parsed::Partial)),
+                "cut {cut}: {prefix:?}"
+            );
         } else {
             assert_eq!(describe(&prefix), expected, "cut {cut}");
         }

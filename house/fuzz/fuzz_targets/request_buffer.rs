@@ -31,7 +31,10 @@ fn feed<'a>(chunks: impl Iterator<Item = &'a [u8]>, max_size: usize, max_headers
                 Err(_) => {
                     // The server answers the error and closes: nothing after it counts.
                     results.push(describe(&result));
-                    return Trace { results, rest: Vec::new() };
+                    return Trace {
+                        results,
+                        rest: Vec::new(),
+                    };
                 }
             }
         }
@@ -52,7 +55,11 @@ fuzz_target!(|data: &[u8]| {
 
     let mut chunks = Vec::new();
     let mut at = 0;
-    for &size in sizes.iter().cycle().take(if sizes.is_empty() { 0 } else { stream.len() }) {
+    for &size in sizes
+        .iter()
+        .cycle()
+        .take(if sizes.is_empty() { 0 } else { stream.len() })
+    {
         let end = (at + usize::from(size)).min(stream.len());
         chunks.push(&stream[at..end]);
         at = end;
