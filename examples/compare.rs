@@ -293,7 +293,11 @@ fn children(pid: u32) -> Vec<u32> {
     };
     let mut found = Vec::new();
     for entry in entries.flatten() {
-        let Some(child) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
@@ -438,7 +442,9 @@ fn measure(setup: &Setup, kind: Kind, pid: u32, workload: Workload, quick: bool)
         .rev()
         .find(|l| l.starts_with('{'))
         .and_then(|l| serde_json::from_str::<Value>(l).ok());
-    json.unwrap_or_else(|| serde_json::json!({ "error": format!("no result from loadgen: {output}") }))
+    json.unwrap_or_else(
+        || serde_json::json!({ "error": format!("no result from loadgen: {output}") }),
+    )
 }
 
 /// Runs `wrk -t1 -c64` against `/hello`, with the server's CPU time around it.
@@ -468,7 +474,8 @@ fn wrk(addr: &str, pid: u32, secs: u64) -> Value {
         .unwrap_or("")
         .trim()
         .to_owned();
-    let mut json = serde_json::json!({ "workload": "hello", "requests_per_s": rps, "wrk_errors": errors });
+    let mut json =
+        serde_json::json!({ "workload": "hello", "requests_per_s": rps, "wrk_errors": errors });
     if let (Some(a), Some(b)) = (before, after) {
         let cpu = (b - a) as f64 / 100.0;
         json["server_cpu_s"] = cpu.into();
@@ -535,7 +542,14 @@ fn run() -> Result<(), String> {
     step(&format!("building loadgen and {house_example} (release)"));
     let status = Command::new("cargo")
         .current_dir(&root)
-        .args(["build", "--release", "--example", "loadgen", "--example", &house_example])
+        .args([
+            "build",
+            "--release",
+            "--example",
+            "loadgen",
+            "--example",
+            &house_example,
+        ])
         .status()
         .map_err(|e| format!("cargo: {e}"))?;
     if !status.success() {
@@ -596,7 +610,8 @@ fn run() -> Result<(), String> {
                 ));
                 let mut result = match setup.start(kind) {
                     Ok(running) => {
-                        let result = measure(&setup, kind, running.measured_pid, workload, opts.quick);
+                        let result =
+                            measure(&setup, kind, running.measured_pid, workload, opts.quick);
                         stop(running);
                         result
                     }
@@ -629,9 +644,15 @@ fn run() -> Result<(), String> {
     };
     let rows = table_rows(&results, &opts.workloads, &servers);
     write(&out.join("runs.jsonl"), &jsonl)?;
-    write(&out.join("results.md"), &markdown(&rows, &context, &results))?;
+    write(
+        &out.join("results.md"),
+        &markdown(&rows, &context, &results),
+    )?;
     write(&out.join("chart.svg"), &svg(&rows, &servers, &context))?;
-    step(&format!("wrote {}/results.md, chart.svg, runs.jsonl", opts.out.display()));
+    step(&format!(
+        "wrote {}/results.md, chart.svg, runs.jsonl",
+        opts.out.display()
+    ));
     print!("{}", markdown_table(&rows, &servers));
     Ok(())
 }
@@ -674,8 +695,12 @@ fn ensure_nchan() -> bool {
 }
 
 fn render_nchan(template: &Path, run_dir: &Path) -> Result<(), String> {
-    let text = std::fs::read_to_string(template)
-        .map_err(|e| format!("{}: {e} (is ../shared beside the repository?)", template.display()))?;
+    let text = std::fs::read_to_string(template).map_err(|e| {
+        format!(
+            "{}: {e} (is ../shared beside the repository?)",
+            template.display()
+        )
+    })?;
     std::fs::create_dir_all(run_dir).map_err(|e| e.to_string())?;
     let run = run_dir
         .canonicalize()
@@ -697,7 +722,11 @@ fn wait_for_quiet(limit: Duration) -> String {
     let deadline = Instant::now() + limit;
     loop {
         let load = loadavg();
-        let one: f64 = load.split(' ').next().and_then(|s| s.parse().ok()).unwrap_or(0.0);
+        let one: f64 = load
+            .split(' ')
+            .next()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0.0);
         if one < 1.0 || Instant::now() >= deadline {
             if one >= 1.0 {
                 eprintln!("compare: load average is {load}; the figures will be noisier");
@@ -705,7 +734,9 @@ fn wait_for_quiet(limit: Duration) -> String {
             return load;
         }
         step(&format!("waiting for a quieter machine (load {load})"));
-        thread::sleep(Duration::from_secs(10).min(deadline.saturating_duration_since(Instant::now())));
+        thread::sleep(
+            Duration::from_secs(10).min(deadline.saturating_duration_since(Instant::now())),
+        );
     }
 }
 
@@ -788,35 +819,79 @@ struct Row {
 }
 
 /// The metrics reported per workload: (JSON key, name, unit, better, target).
-fn metrics(workload: Workload) -> &'static [(&'static str, &'static str, &'static str, Better, &'static str)] {
+fn metrics(
+    workload: Workload,
+) -> &'static [(
+    &'static str,
+    &'static str,
+    &'static str,
+    Better,
+    &'static str,
+)] {
     use Better::{Higher, Lower};
     match workload {
         Workload::Fanout1k => &[
             ("deliveries_per_s", "deliveries/s", "", Higher, ""),
             ("lat_p99_ms", "p99 latency", "ms", Lower, ""),
-            ("server_cpu_us_per_delivery", "server CPU per delivery", "µs", Lower, "≤ 0.5× nchan"),
+            (
+                "server_cpu_us_per_delivery",
+                "server CPU per delivery",
+                "µs",
+                Lower,
+                "≤ 0.5× nchan",
+            ),
             ("lost", "lost deliveries", "", Lower, "0"),
         ],
         Workload::Fanout10k => &[
             ("deliveries_per_s", "deliveries/s", "", Higher, ""),
             ("lat_p99_ms", "p99 latency", "ms", Lower, "≤ 50 ms"),
-            ("server_cpu_us_per_delivery", "server CPU per delivery", "µs", Lower, "≤ 0.5× nchan"),
+            (
+                "server_cpu_us_per_delivery",
+                "server CPU per delivery",
+                "µs",
+                Lower,
+                "≤ 0.5× nchan",
+            ),
             ("lost", "lost deliveries", "", Lower, "0"),
         ],
-        Workload::Idle10k => &[("rss_per_conn_bytes", "server RSS per connection", "B", Lower, "≤ 2 KB, ≤ 0.2× nchan")],
+        Workload::Idle10k => &[(
+            "rss_per_conn_bytes",
+            "server RSS per connection",
+            "B",
+            Lower,
+            "≤ 2 KB, ≤ 0.2× nchan",
+        )],
         Workload::Hello => &[
             ("requests_per_s", "requests/s", "", Higher, "≥ 1.1× best"),
-            ("server_cpu_us_per_request", "server CPU per request", "µs", Lower, ""),
+            (
+                "server_cpu_us_per_request",
+                "server CPU per request",
+                "µs",
+                Lower,
+                "",
+            ),
         ],
         Workload::Flat1k => &[
             ("deliveries_per_s", "deliveries/s", "", Higher, "≥ 2× best"),
-            ("server_cpu_us_per_delivery", "server CPU per delivery", "µs", Lower, ""),
+            (
+                "server_cpu_us_per_delivery",
+                "server CPU per delivery",
+                "µs",
+                Lower,
+                "",
+            ),
             ("lat_p99_ms", "p99 latency", "ms", Lower, ""),
             ("lost", "lost deliveries", "", Lower, "0"),
         ],
         Workload::Broadcast19k => &[
             ("subscribed", "subscribers connected", "", Higher, "19,000"),
-            ("delivered", "deliveries (of subscribers × broadcasts)", "", Higher, "all"),
+            (
+                "delivered",
+                "deliveries (of subscribers × broadcasts)",
+                "",
+                Higher,
+                "all",
+            ),
         ],
     }
 }
@@ -937,10 +1012,18 @@ fn markdown_table(rows: &[Row], servers: &[Kind]) -> String {
             "| {} | {} ({} is better) | {} | {} | {} |",
             row.workload.name(),
             row.metric,
-            if row.better == Better::Higher { "higher" } else { "lower" },
+            if row.better == Better::Higher {
+                "higher"
+            } else {
+                "lower"
+            },
             cells.join(" | "),
             ratio,
-            if row.target.is_empty() { "–" } else { row.target },
+            if row.target.is_empty() {
+                "–"
+            } else {
+                row.target
+            },
         );
     }
     out
@@ -980,11 +1063,19 @@ fn markdown(rows: &[Row], ctx: &Context, results: &[Value]) -> String {
         ctx.house_example
     );
     if ctx.opts.quick {
-        let _ = writeln!(out, "- **`--quick`: scaled-down smoke run, not a measurement**");
+        let _ = writeln!(
+            out,
+            "- **`--quick`: scaled-down smoke run, not a measurement**"
+        );
     }
     let _ = writeln!(out, "\nWorkloads:\n");
     for workload in &ctx.opts.workloads {
-        let _ = writeln!(out, "- `{}`: {}", workload.name(), workload.describe(ctx.opts.quick));
+        let _ = writeln!(
+            out,
+            "- `{}`: {}",
+            workload.name(),
+            workload.describe(ctx.opts.quick)
+        );
     }
     let _ = writeln!(out, "\n![chart](chart.svg)\n");
     out.push_str(&markdown_table(rows, &ctx.servers));
@@ -995,7 +1086,10 @@ fn markdown(rows: &[Row], ctx: &Context, results: &[Value]) -> String {
          its worker) from /proc over the run; RSS per connection is the growth of VmRSS while \
          the idle connections are opened, divided by their number.\n"
     );
-    let failures: Vec<&Value> = results.iter().filter(|r| r.get("error").is_some()).collect();
+    let failures: Vec<&Value> = results
+        .iter()
+        .filter(|r| r.get("error").is_some())
+        .collect();
     if !failures.is_empty() {
         let _ = writeln!(out, "Runs that failed:\n");
         for failure in failures {
@@ -1025,7 +1119,10 @@ fn svg(rows: &[Row], servers: &[Kind], ctx: &Context) -> String {
         Kind::Nchan => "#1971c2",
         Kind::Axum => "#2f9e44",
     };
-    let shown: Vec<&Row> = rows.iter().filter(|r| r.metric != "lost deliveries").collect();
+    let shown: Vec<&Row> = rows
+        .iter()
+        .filter(|r| r.metric != "lost deliveries")
+        .collect();
     let panel = HEADER + servers.len() as f64 * (BAR + GAP) + PANEL_GAP;
     let height = 70.0 + shown.len() as f64 * panel;
     let mut out = String::new();
@@ -1060,15 +1157,18 @@ fn svg(rows: &[Row], servers: &[Kind], ctx: &Context) -> String {
             y + 14.0,
             row.workload.name(),
             row.metric,
-            if row.unit.is_empty() { String::new() } else { format!(", {}", row.unit) },
-            if row.better == Better::Higher { "higher" } else { "lower" },
+            if row.unit.is_empty() {
+                String::new()
+            } else {
+                format!(", {}", row.unit)
+            },
+            if row.better == Better::Higher {
+                "higher"
+            } else {
+                "lower"
+            },
         );
-        let max = row
-            .medians
-            .iter()
-            .flatten()
-            .copied()
-            .fold(0.0f64, f64::max);
+        let max = row.medians.iter().flatten().copied().fold(0.0f64, f64::max);
         let mut bar_y = y + HEADER;
         for (i, &kind) in servers.iter().enumerate() {
             let _ = writeln!(
@@ -1080,7 +1180,11 @@ fn svg(rows: &[Row], servers: &[Kind], ctx: &Context) -> String {
             );
             match row.medians[i] {
                 Some(value) => {
-                    let w = if max > 0.0 { (value / max * span).max(1.0) } else { 1.0 };
+                    let w = if max > 0.0 {
+                        (value / max * span).max(1.0)
+                    } else {
+                        1.0
+                    };
                     let _ = writeln!(
                         out,
                         r#"<rect x="{LABEL}" y="{bar_y}" width="{w:.1}" height="{BAR}" fill="{}"/><text x="{:.1}" y="{}">{}</text>"#,

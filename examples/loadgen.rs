@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
-const USAGE: &str = "loadgen --addr HOST:PORT [--subs N] [--rooms M] [--messages K] [--rate R (0 = flat out)]
+const USAGE: &str =
+    "loadgen --addr HOST:PORT [--subs N] [--rooms M] [--messages K] [--rate R (0 = flat out)]
         [--publish get|post|TEMPLATE] [--subscribe PATH] [--server-pid PID] [--readers T]
         [--inflight D] [--idle] [--timeout SECS] [--drain SECS] [--label TEXT]
   --publish get   GET /send-message?room={room}&name=lg&message={msg}   (house, axum)
@@ -223,7 +224,8 @@ impl Report {
 fn run(opts: &Options) -> io::Result<Report> {
     let epoch = Instant::now();
     let deadline = epoch + opts.timeout;
-    let nonce = u64::from(std::process::id()) * 1_000_003 ^ epoch_nanos_since_unix() % 1_000_000_007;
+    let nonce =
+        (u64::from(std::process::id()) * 1_000_003) ^ (epoch_nanos_since_unix() % 1_000_000_007);
     let room_names: Vec<String> = (0..opts.rooms).map(|r| format!("lg{nonce}r{r}")).collect();
     let tick = clock_ticks();
     let server = opts.server_pid;
@@ -235,18 +237,24 @@ fn run(opts: &Options) -> io::Result<Report> {
     let mut groups: Vec<Vec<Sub>> = (0..opts.readers).map(|_| Vec::new()).collect();
     for i in 0..opts.subs {
         if Instant::now() >= deadline {
-            return Err(io::Error::new(io::ErrorKind::TimedOut, "connecting took past --timeout"));
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "connecting took past --timeout",
+            ));
         }
         let room = i % opts.rooms;
         let path = opts.subscribe.replace("{room}", &room_names[room]);
         let mut stream = StdStream::connect(opts.addr)
             .map_err(|e| io::Error::new(e.kind(), format!("subscriber {i}: connect: {e}")))?;
         stream.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n", opts.addr)
-                .as_bytes(),
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
+                opts.addr
+            )
+            .as_bytes(),
         )?;
         stream.set_nonblocking(true)?;
-        groups[i % opts.readers].push(Sub::new(TcpStream::from_std(stream), room, opts.messages));
+        groups[i % opts.readers].push(Sub::new(TcpStream::from_std(stream), opts.messages));
     }
     let connect_secs = connect_start.elapsed().as_secs_f64();
 
@@ -254,8 +262,9 @@ fn run(opts: &Options) -> io::Result<Report> {
     let mut readers = Vec::new();
     for group in groups {
         let shared = shared.clone();
-        let nonce = nonce;
-        readers.push(thread::spawn(move || read_loop(group, shared, epoch, deadline, nonce)));
+        readers.push(thread::spawn(move || {
+            read_loop(group, shared, epoch, deadline, nonce)
+        }));
     }
 
     // Every subscriber must have its response head before the first publish, or it would miss
@@ -357,7 +366,11 @@ fn run(opts: &Options) -> io::Result<Report> {
     let first_publish_ns = publish_start.duration_since(epoch).as_nanos() as u64;
     let window = last_ns.saturating_sub(first_publish_ns) as f64 / 1e9;
     let unique = stats.unique;
-    let per_s = if window > 0.0 { unique as f64 / window } else { 0.0 };
+    let per_s = if window > 0.0 {
+        unique as f64 / window
+    } else {
+        0.0
+    };
     let obj = json.as_object_mut().expect("json object");
     let (published, publish_errors) = match published {
         Ok(counts) => counts,
@@ -393,7 +406,10 @@ fn run(opts: &Options) -> io::Result<Report> {
         }
     }
     if let (Some(a), Some(b)) = (self_before, self_after) {
-        obj.insert("loadgen_cpu_s".into(), round((b - a) as f64 / tick, 2).into());
+        obj.insert(
+            "loadgen_cpu_s".into(),
+            round((b - a) as f64 / tick, 2).into(),
+        );
     }
     if let Some(peak) = rss_peak {
         obj.insert("server_rss_peak_kb".into(), peak.into());
@@ -458,7 +474,11 @@ fn publish(
             let ts = epoch.elapsed().as_nanos() as u64;
             let msg = format!("ms{sent}t{ts}n{nonce}");
             request.clear();
-            let path = opts.publish.path.replace("{room}", room).replace("{msg}", &msg);
+            let path = opts
+                .publish
+                .path
+                .replace("{room}", room)
+                .replace("{msg}", &msg);
             if opts.publish.method.eq_ignore_ascii_case("POST") {
                 write!(
                     request,
@@ -467,7 +487,11 @@ fn publish(
                     msg.len()
                 )?;
             } else {
-                write!(request, "{} {path} HTTP/1.1\r\nHost: {}\r\n\r\n", opts.publish.method, opts.addr)?;
+                write!(
+                    request,
+                    "{} {path} HTTP/1.1\r\nHost: {}\r\n\r\n",
+                    opts.publish.method, opts.addr
+                )?;
             }
             writer.write_all(&request)?;
             sent += 1;
@@ -483,14 +507,23 @@ fn publish(
 fn read_response(reader: &mut BufReader<StdStream>) -> io::Result<u64> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
-        return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "publisher connection closed"));
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            "publisher connection closed",
+        ));
     }
-    let ok = line.split(' ').nth(1).is_some_and(|code| code.starts_with('2'));
+    let ok = line
+        .split(' ')
+        .nth(1)
+        .is_some_and(|code| code.starts_with('2'));
     let (mut length, mut chunked) = (0usize, false);
     for _ in 0..200 {
         line.clear();
         if reader.read_line(&mut line)? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "publisher head cut short"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "publisher head cut short",
+            ));
         }
         let trimmed = line.trim_end();
         if trimmed.is_empty() {
@@ -582,7 +615,7 @@ struct Sub {
 }
 
 impl Sub {
-    fn new(stream: TcpStream, _room: usize, messages: u64) -> Sub {
+    fn new(stream: TcpStream, messages: u64) -> Sub {
         Sub {
             stream,
             phase: Phase::Head,
@@ -644,7 +677,15 @@ fn read_loop(
                     Ok(n) => {
                         let now_ns = epoch.elapsed().as_nanos() as u64;
                         let before = stats.unique;
-                        on_bytes(sub, &scratch[..n], &mut body, now_ns, nonce, &shared, &mut stats);
+                        on_bytes(
+                            sub,
+                            &scratch[..n],
+                            &mut body,
+                            now_ns,
+                            nonce,
+                            &shared,
+                            &mut stats,
+                        );
                         if stats.unique != before {
                             shared.delivered.fetch_add(stats.unique - before, Relaxed);
                             shared.last_delivery_ns.fetch_max(now_ns, Relaxed);
@@ -703,7 +744,14 @@ fn on_bytes(
 }
 
 /// Strips chunk framing if any, then splits the SSE body into lines and handles `data:` lines.
-fn on_body(sub: &mut Sub, bytes: &[u8], body: &mut Vec<u8>, now_ns: u64, nonce: u64, stats: &mut Stats) {
+fn on_body(
+    sub: &mut Sub,
+    bytes: &[u8],
+    body: &mut Vec<u8>,
+    now_ns: u64,
+    nonce: u64,
+    stats: &mut Stats,
+) {
     body.clear();
     match &mut sub.chunk {
         None => body.extend_from_slice(bytes),
@@ -743,7 +791,11 @@ fn dechunk(state: &mut Chunk, mut bytes: &[u8], out: &mut Vec<u8>) {
             Chunk::Extension(size) => {
                 bytes = rest;
                 if b == b'\n' {
-                    *state = if *size == 0 { Chunk::Trailer } else { Chunk::Data(*size) };
+                    *state = if *size == 0 {
+                        Chunk::Trailer
+                    } else {
+                        Chunk::Data(*size)
+                    };
                 }
             }
             Chunk::Data(left) => {
@@ -793,7 +845,9 @@ fn on_data(
     *last_seq = Some(last_seq.map_or(seq, |last| last.max(seq)));
     stats.unique += 1;
     let us = now_ns.saturating_sub(ts) / 1000;
-    stats.latencies_us.push(u32::try_from(us).unwrap_or(u32::MAX));
+    stats
+        .latencies_us
+        .push(u32::try_from(us).unwrap_or(u32::MAX));
 }
 
 /// Finds `ms<seq>t<ts>n<run>` in a data line (raw for nchan, inside JSON for house and axum).
@@ -855,7 +909,12 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;
-    line[field.len()..].trim().trim_end_matches("kB").trim().parse().ok()
+    line[field.len()..]
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn sample_rss(pid: u32, stop: Arc<AtomicBool>, deadline: Instant) -> Option<u64> {
