@@ -29,7 +29,7 @@ const REQUESTS: &[(&str, &[u8])] = &[
     ),
     (
         "form_post",
-        b"POST /send-message HTTP/1.1\r\nHost: 127.0.0.1:4500\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 49\r\n\r\nroom=lobby&name=ann&message=hello+there%2C+world",
+        b"POST /send-message HTTP/1.1\r\nHost: 127.0.0.1:4500\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 48\r\n\r\nroom=lobby&name=ann&message=hello+there%2C+world",
     ),
 ];
 
