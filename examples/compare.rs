@@ -16,8 +16,8 @@
 //!   and stops it (SIGTERM, then SIGKILL) afterwards.
 //!
 //! Flags: `--runs N` (3), `--servers house,nchan,axum`, `--workloads fanout-1k,fanout-10k,
-//! idle-10k,hello,flat-1k,broadcast-19k` (all), `--quick` (10x fewer subscribers, 5x fewer
-//! messages, one run: a smoke test, not a measurement), `--out DIR` (`docs/bench`),
+//! idle-10k,hello,flat-1k,pipelined-1k,broadcast-19k` (all), `--quick` (10x fewer subscribers,
+//! 5x fewer messages, one run: a smoke test, not a measurement), `--out DIR` (`docs/bench`),
 //! `--wait-load SECS` (wait up to SECS for the 1-minute load average to fall below 1.0 first).
 //!
 //! The load generator shares the machine's cores with the server, so absolute numbers drift with
@@ -326,16 +326,18 @@ enum Workload {
     Idle10k,
     Hello,
     Flat1k,
+    Pipelined1k,
     Broadcast19k,
 }
 
 impl Workload {
-    const ALL: [Workload; 6] = [
+    const ALL: [Workload; 7] = [
         Workload::Fanout1k,
         Workload::Fanout10k,
         Workload::Idle10k,
         Workload::Hello,
         Workload::Flat1k,
+        Workload::Pipelined1k,
         Workload::Broadcast19k,
     ];
 
@@ -350,6 +352,7 @@ impl Workload {
             Workload::Idle10k => "idle-10k",
             Workload::Hello => "hello",
             Workload::Flat1k => "flat-1k",
+            Workload::Pipelined1k => "pipelined-1k",
             Workload::Broadcast19k => "broadcast-19k",
         }
     }
@@ -362,7 +365,13 @@ impl Workload {
             }
             Workload::Idle10k => format!("{subs} idle SSE connections"),
             Workload::Hello => format!("small response, `wrk -t1 -c64 -d{}s`", wrk_secs(quick)),
-            Workload::Flat1k => format!("{subs} subscribers, {msgs} messages flat out"),
+            Workload::Flat1k => format!(
+                "{subs} subscribers, {msgs} messages flat out, one publish request at a time"
+            ),
+            Workload::Pipelined1k => format!(
+                "{subs} subscribers, {msgs} messages flat out, {} publish requests in flight",
+                self.inflight()
+            ),
             Workload::Broadcast19k => {
                 format!("{subs} subscribers, {msgs} broadcasts at {}/s", self.rate())
             }
@@ -376,7 +385,7 @@ impl Workload {
             Workload::Fanout10k => (10_000, 200),
             Workload::Idle10k => (10_000, 0),
             Workload::Hello => (0, 0),
-            Workload::Flat1k => (1_000, 5_000),
+            Workload::Flat1k | Workload::Pipelined1k => (1_000, 5_000),
             Workload::Broadcast19k => (19_000, 5),
         };
         if quick {
@@ -392,6 +401,16 @@ impl Workload {
             Workload::Fanout10k => 20.0,
             Workload::Broadcast19k => 2.0,
             _ => 0.0,
+        }
+    }
+}
+
+impl Workload {
+    /// Publish requests the loadgen keeps outstanding (pipelined on its one connection).
+    fn inflight(self) -> usize {
+        match self {
+            Workload::Pipelined1k => 16,
+            _ => 1,
         }
     }
 }
@@ -434,6 +453,8 @@ fn measure(setup: &Setup, kind: Kind, pid: u32, workload: Workload, quick: bool)
             &msgs.to_string(),
             "--rate",
             &workload.rate().to_string(),
+            "--inflight",
+            &workload.inflight().to_string(),
         ]);
     }
     let output = run_bounded(command, LOADGEN_TIMEOUT + Duration::from_secs(30));
@@ -872,6 +893,18 @@ fn metrics(
             ),
         ],
         Workload::Flat1k => &[
+            ("deliveries_per_s", "deliveries/s", "", Higher, "≥ 2× best"),
+            (
+                "server_cpu_us_per_delivery",
+                "server CPU per delivery",
+                "µs",
+                Lower,
+                "",
+            ),
+            ("lat_p99_ms", "p99 latency", "ms", Lower, ""),
+            ("lost", "lost deliveries", "", Lower, "0"),
+        ],
+        Workload::Pipelined1k => &[
             ("deliveries_per_s", "deliveries/s", "", Higher, "≥ 2× best"),
             (
                 "server_cpu_us_per_delivery",

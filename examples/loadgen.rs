@@ -188,6 +188,8 @@ impl Report {
             ("rooms", ""),
             ("messages", ""),
             ("rate", "msg/s (0 = flat out)"),
+            ("inflight", "publish requests outstanding at once"),
+            ("timed_out", "the run hit --timeout: losses may be cut-offs"),
             ("subscribed_s", "s to connect and subscribe all"),
             ("expected", "deliveries"),
             ("delivered", "unique deliveries"),
@@ -346,6 +348,7 @@ fn run(opts: &Options) -> io::Result<Report> {
         }
         thread::sleep(Duration::from_millis(2));
     }
+    let timed_out = Instant::now() >= deadline;
     let cpu_after = server.and_then(cpu_ticks);
     let self_after = cpu_ticks(std::process::id());
     shared.stop.store(true, Relaxed);
@@ -382,6 +385,8 @@ fn run(opts: &Options) -> io::Result<Report> {
     obj.insert("workload".into(), "fanout".into());
     obj.insert("messages".into(), opts.messages.into());
     obj.insert("rate".into(), opts.rate.into());
+    obj.insert("inflight".into(), opts.inflight.into());
+    obj.insert("timed_out".into(), timed_out.into());
     obj.insert("published".into(), published.into());
     obj.insert("publish_errors".into(), publish_errors.into());
     obj.insert("publish_s".into(), round(publish_secs, 3).into());
