@@ -6,8 +6,9 @@
 //! and every run's raw figures to `docs/bench/runs.jsonl`.
 //!
 //! Run it from the repository root, with `../shared/peers/` beside the repository. It:
-//! - builds `examples/loadgen.rs` and house's server (`examples/chat.rs` when it exists, else
-//!   `examples/bench_server.rs`; `--house-example NAME` picks one) in release mode;
+//! - builds `examples/loadgen.rs` and house's servers in release mode: `examples/chat.rs` for
+//!   the SSE workloads (`--house-example NAME` picks another), and `examples/bench_server.rs`
+//!   for the small-response workload, since the chat has no `/hello`;
 //! - installs `nginx-light libnginx-mod-nchan wrk` with apt-get when they are missing, renders
 //!   `../shared/peers/nchan/nginx.conf.tmpl` with one worker into `target/bench/nchan/`;
 //! - builds `../shared/peers/axum-chat` with its own target dir (outside the repository:
@@ -181,6 +182,8 @@ struct Setup {
     root: PathBuf,
     bin_dir: PathBuf,
     house_example: String,
+    /// House's server for the small-response workload (it needs `/hello`).
+    house_hello: String,
     nchan_run: PathBuf,
     axum_bin: PathBuf,
 }
@@ -193,7 +196,7 @@ struct Running {
 }
 
 impl Setup {
-    fn start(&self, kind: Kind) -> io::Result<Running> {
+    fn start(&self, kind: Kind, workload: Workload) -> io::Result<Running> {
         if TcpStream::connect(("127.0.0.1", kind.port())).is_ok() {
             return Err(io::Error::other(format!(
                 "port {} is already taken; stop whatever listens there",
@@ -202,7 +205,12 @@ impl Setup {
         }
         let mut command = match kind {
             Kind::House => {
-                let mut c = Command::new(self.bin_dir.join(&self.house_example));
+                let example = if workload == Workload::Hello {
+                    &self.house_hello
+                } else {
+                    &self.house_example
+                };
+                let mut c = Command::new(self.bin_dir.join(example));
                 c.args(["--port", &HOUSE_PORT.to_string()]);
                 c
             }
@@ -495,6 +503,10 @@ fn wrk(addr: &str, pid: u32, secs: u64) -> Value {
         .unwrap_or("")
         .trim()
         .to_owned();
+    if errors.contains("Non-2xx") {
+        // A missing route answers fast too: such a number would mean nothing.
+        return serde_json::json!({ "error": format!("non-2xx answers from /hello: {errors}") });
+    }
     let mut json =
         serde_json::json!({ "workload": "hello", "requests_per_s": rps, "wrk_errors": errors });
     if let (Some(a), Some(b)) = (before, after) {
@@ -560,7 +572,9 @@ fn run() -> Result<(), String> {
             "bench_server".into()
         }
     });
-    step(&format!("building loadgen and {house_example} (release)"));
+    step(&format!(
+        "building loadgen, {house_example} and bench_server (release)"
+    ));
     let status = Command::new("cargo")
         .current_dir(&root)
         .args([
@@ -570,6 +584,8 @@ fn run() -> Result<(), String> {
             "loadgen",
             "--example",
             &house_example,
+            "--example",
+            "bench_server",
         ])
         .status()
         .map_err(|e| format!("cargo: {e}"))?;
@@ -612,6 +628,7 @@ fn run() -> Result<(), String> {
         root: root.clone(),
         bin_dir,
         house_example: house_example.clone(),
+        house_hello: "bench_server".into(),
         nchan_run,
         axum_bin,
     };
@@ -629,7 +646,7 @@ fn run() -> Result<(), String> {
                     workload.name(),
                     kind.name()
                 ));
-                let mut result = match setup.start(kind) {
+                let mut result = match setup.start(kind, workload) {
                     Ok(running) => {
                         let result =
                             measure(&setup, kind, running.measured_pid, workload, opts.quick);
@@ -1091,7 +1108,8 @@ fn markdown(rows: &[Row], ctx: &Context, results: &[Value]) -> String {
     );
     let _ = writeln!(
         out,
-        "- house: `examples/{}.rs`; nchan: nginx with 1 worker, config from `../shared/peers/nchan/`; \
+        "- house: `examples/{}.rs` (for `hello`: `examples/bench_server.rs`, which has `/hello`); \
+         nchan: nginx with 1 worker, config from `../shared/peers/nchan/`; \
          axum: `../shared/peers/axum-chat --runtime current`",
         ctx.house_example
     );

@@ -226,9 +226,10 @@ impl Report {
 fn run(opts: &Options) -> io::Result<Report> {
     let epoch = Instant::now();
     let deadline = epoch + opts.timeout;
+    // Short enough that "<nonce>x<room>" fits the chat example's 16-character room limit.
     let nonce =
-        (u64::from(std::process::id()) * 1_000_003) ^ (epoch_nanos_since_unix() % 1_000_000_007);
-    let room_names: Vec<String> = (0..opts.rooms).map(|r| format!("lg{nonce}r{r}")).collect();
+        ((u64::from(std::process::id()) * 1_000_003) ^ epoch_nanos_since_unix()) % 2_000_000_000;
+    let room_names: Vec<String> = (0..opts.rooms).map(|r| format!("{nonce}x{r}")).collect();
     let tick = clock_ticks();
     let server = opts.server_pid;
     let rss_before = server.and_then(|pid| status_kb(pid, "VmRSS:"));
