@@ -257,10 +257,18 @@ impl Setup {
             thread::sleep(Duration::from_millis(20));
         }
         if kind == Kind::Nchan {
-            running.measured_pid = children(running.child.id())
-                .first()
-                .copied()
-                .ok_or_else(|| io::Error::other("nginx has no worker process"))?;
+            // The master listens before it forks the worker: wait for the worker too.
+            loop {
+                if let Some(&worker) = children(running.child.id()).first() {
+                    running.measured_pid = worker;
+                    break;
+                }
+                if Instant::now() >= deadline {
+                    stop(running);
+                    return Err(io::Error::other("nginx started no worker process"));
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
         }
         Ok(running)
     }
