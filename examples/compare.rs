@@ -1026,7 +1026,22 @@ fn format_value(value: f64, unit: &str) -> String {
         return format!("{:.1} KB", value / 1000.0);
     }
     let abs = value.abs();
-    let number = if abs >= 100_000.0 {
+    let number = if unit.is_empty() && value == value.trunc() && abs < 1e15 {
+        // Counts stay exact: 18,972 of 19,000 subscribers must not read as "19.0k".
+        let digits = format!("{abs:.0}");
+        let mut grouped = String::new();
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(digit);
+        }
+        if value < 0.0 {
+            format!("-{grouped}")
+        } else {
+            grouped
+        }
+    } else if abs >= 100_000.0 {
         format!("{:.0}k", value / 1000.0)
     } else if abs >= 10_000.0 {
         format!("{:.1}k", value / 1000.0)
