@@ -39,6 +39,9 @@ const HOUSE_PORT: u16 = 4500;
 const NCHAN_PORT: u16 = 4300;
 const AXUM_PORT: u16 = 4400;
 
+/// The chat example's `--rate` for benchmarks: effectively unlimited sending.
+const CHAT_RATE: &str = "1000000000/1";
+
 /// How long a server may take to start listening.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -212,6 +215,11 @@ impl Setup {
                 };
                 let mut c = Command::new(self.bin_dir.join(example));
                 c.args(["--port", &HOUSE_PORT.to_string()]);
+                if example == "chat" {
+                    // The chat limits sending per session (5 per 10 s by default); the loadgen
+                    // is one client publishing thousands.
+                    c.args(["--rate", CHAT_RATE]);
+                }
                 c
             }
             Kind::Nchan => {
@@ -829,6 +837,7 @@ fn summary(result: &Value) -> String {
         "deliveries_per_s",
         "lat_p99_ms",
         "lost",
+        "publish_errors",
         "server_cpu_us_per_delivery",
         "rss_per_conn_bytes",
         "requests_per_s",
