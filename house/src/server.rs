@@ -1,6 +1,6 @@
 //! The event loop: one thread, one `mio::Poll`, the listener, and every connection.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -32,6 +32,9 @@ const FIRST_CONN: usize = 2;
 
 /// Readiness events taken from the poll per turn.
 const EVENTS_PER_TURN: usize = 1024;
+
+/// Stream connections written per loop turn before the loop looks for new events again.
+const FLUSH_BUDGET: usize = 512;
 
 /// Bytes read from a socket per `read` call.
 const READ_CHUNK: usize = 16 * 1024;
@@ -168,7 +171,7 @@ pub struct Server {
     conns: HashMap<Token, Conn>,
     next_token: usize,
     /// Connections with output queued this turn, flushed once at the end of the turn.
-    dirty: Vec<Token>,
+    dirty: Dirty,
     scratch: Vec<u8>,
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
@@ -233,7 +236,7 @@ impl Server {
             config,
             conns: HashMap::new(),
             next_token: FIRST_CONN,
-            dirty: Vec::new(),
+            dirty: Dirty::default(),
             scratch: vec![0; READ_CHUNK],
             accept_paused_until: None,
             shutdown_deadline: None,
@@ -274,8 +277,14 @@ impl Server {
         let tick = self.config.tick();
         let mut next_sweep = Instant::now() + tick;
         log::debug!("listening on {}", self.local_addr);
+        let mut busy = false;
         loop {
-            let timeout = next_sweep.saturating_duration_since(Instant::now());
+            // With stream writes still queued from a long sweep, only look for new events.
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
+                next_sweep.saturating_duration_since(Instant::now())
+            };
             if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
                 if err.kind() != io::ErrorKind::Interrupted {
                     return Err(err);
@@ -288,11 +297,11 @@ impl Server {
                     token => self.conn_event(token, event),
                 }
             }
-            self.flush_dirty();
+            busy = self.flush_dirty();
             let now = Instant::now();
             if now >= next_sweep {
                 self.sweep(now);
-                self.flush_dirty();
+                busy = self.flush_dirty();
                 next_sweep = now + tick;
             }
             if let Some(deadline) = self.shutdown_deadline {
@@ -416,13 +425,25 @@ impl Server {
             self.flush(token);
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
-            self.read(token);
+            self.read_some(token, event.is_read_closed() || event.is_error());
         }
-        self.update_interest(token);
+        // A connection with output queued this turn is flushed, and its interest updated, at
+        // the end of the turn: registering WRITABLE now would only be undone then.
+        if self.conns.get(&token).is_some_and(|conn| !conn.dirty) {
+            self.update_interest(token);
+        }
     }
 
-    /// Reads what the socket has and acts on it according to the connection's phase.
+    /// Reads until `WouldBlock` (or the end), then acts on it; for calls not prompted by a
+    /// readiness event, where a hang-up may be waiting unannounced.
     fn read(&mut self, token: Token) {
+        self.read_some(token, true);
+    }
+
+    /// Reads what the socket has and acts on it according to the connection's phase. Unless
+    /// `to_the_end`, a short read counts as drained: with edge-triggered readiness any later
+    /// bytes bring a new event, so the read that would only say `WouldBlock` is skipped.
+    fn read_some(&mut self, token: Token, to_the_end: bool) {
         let max_size = self.config.max_request_size();
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
@@ -454,6 +475,9 @@ impl Server {
                         conn.input.extend_from_slice(&self.scratch[..n]);
                     }
                     // Other phases discard input: a stream's client has nothing more to say.
+                    if n < want && !to_the_end {
+                        break;
+                    }
                 }
                 Err(err) if would_block(&err) => break,
                 Err(err) if interrupted(&err) => {}
@@ -867,16 +891,38 @@ impl Server {
         }
     }
 
-    fn flush_dirty(&mut self) {
-        while !self.dirty.is_empty() {
-            for token in std::mem::take(&mut self.dirty) {
-                if let Some(conn) = self.conns.get_mut(&token) {
-                    conn.dirty = false;
-                }
-                self.flush(token);
-                self.update_interest(token);
+    /// Writes what this turn queued: every response first, then at most [`FLUSH_BUDGET`]
+    /// streams. Returns whether streams are still waiting.
+    ///
+    /// Responses go first so a publisher hears back, and sends its next event, while the
+    /// sweep of its last one is still under way; the budget lets the loop take that next event
+    /// in, so the streams not yet written get both events in one write. Saturated, events
+    /// share writes; otherwise every turn ends with everything written, so nothing waits.
+    fn flush_dirty(&mut self) -> bool {
+        loop {
+            let requests = std::mem::take(&mut self.dirty.requests);
+            if requests.is_empty() {
+                break;
+            }
+            for token in requests {
+                self.flush_one(token);
             }
         }
+        for _ in 0..FLUSH_BUDGET {
+            let Some(token) = self.dirty.streams.pop_front() else {
+                break;
+            };
+            self.flush_one(token);
+        }
+        !self.dirty.streams.is_empty() || !self.dirty.requests.is_empty()
+    }
+
+    fn flush_one(&mut self, token: Token) {
+        if let Some(conn) = self.conns.get_mut(&token) {
+            conn.dirty = false;
+        }
+        self.flush(token);
+        self.update_interest(token);
     }
 
     /// Writes queued bytes until the queue is empty or the socket is full, then moves the
@@ -1089,10 +1135,21 @@ enum Outcome {
     Panicked,
 }
 
-fn mark_dirty(dirty: &mut Vec<Token>, token: Token, conn: &mut Conn) {
+/// Connections with output queued, to write at the end of the loop's turn.
+#[derive(Debug, Default)]
+struct Dirty {
+    requests: Vec<Token>,
+    streams: VecDeque<Token>,
+}
+
+fn mark_dirty(dirty: &mut Dirty, token: Token, conn: &mut Conn) {
     if !conn.dirty {
         conn.dirty = true;
-        dirty.push(token);
+        if matches!(conn.phase, Phase::Streaming { .. }) {
+            dirty.streams.push_back(token);
+        } else {
+            dirty.requests.push(token);
+        }
     }
 }
 
