@@ -32,6 +32,9 @@ const USAGE: &str =
     "loadgen --addr HOST:PORT [--subs N] [--rooms M] [--messages K] [--rate R (0 = flat out)]
         [--publish get|post|TEMPLATE] [--subscribe PATH] [--server-pid PID] [--readers T]
         [--inflight D] [--idle] [--timeout SECS] [--drain SECS] [--label TEXT]
+        [--sub-addrs HOST:PORT,HOST:PORT,...]
+  --sub-addrs     spread subscribers round-robin over these servers (several nodes behind one
+                  Redis); publishing still goes to --addr
   --publish get   GET /send-message?room={room}&name=lg&message={msg}   (house, axum)
   --publish post  POST /pub?room={room} with the message as the body    (nginx+nchan)
   a TEMPLATE is 'METHOD PATH' with {room} and {msg} placeholders; POST sends {msg} as the body";
@@ -48,6 +51,8 @@ const RSS_SAMPLE: Duration = Duration::from_millis(50);
 #[derive(Debug, Clone)]
 struct Options {
     addr: SocketAddr,
+    /// Where subscribers connect, round-robin (default: `addr`).
+    sub_addrs: Vec<SocketAddr>,
     subs: usize,
     rooms: usize,
     messages: u64,
@@ -73,6 +78,7 @@ struct Publish {
 fn parse_options() -> Result<Options, String> {
     let mut opts = Options {
         addr: "127.0.0.1:4500".parse().map_err(|_| "addr")?,
+        sub_addrs: Vec::new(),
         subs: 1000,
         rooms: 1,
         messages: 1000,
@@ -105,6 +111,12 @@ fn parse_options() -> Result<Options, String> {
         let bad = |_| format!("bad value for {flag}: {value}");
         match flag {
             "--addr" => opts.addr = value.parse().map_err(|_| format!("bad address {value}"))?,
+            "--sub-addrs" => {
+                opts.sub_addrs = value
+                    .split(',')
+                    .map(|a| a.parse().map_err(|_| format!("bad address {a}")))
+                    .collect::<Result<_, _>>()?
+            }
             "--subs" => opts.subs = value.parse().map_err(bad)?,
             "--rooms" => opts.rooms = value.parse().map_err(bad)?,
             "--messages" => opts.messages = value.parse().map_err(bad)?,
@@ -247,14 +259,16 @@ fn run(opts: &Options) -> io::Result<Report> {
         }
         let room = i % opts.rooms;
         let path = opts.subscribe.replace("{room}", &room_names[room]);
-        let mut stream = StdStream::connect(opts.addr)
+        let addr = if opts.sub_addrs.is_empty() {
+            opts.addr
+        } else {
+            opts.sub_addrs[i % opts.sub_addrs.len()]
+        };
+        let mut stream = StdStream::connect(addr)
             .map_err(|e| io::Error::new(e.kind(), format!("subscriber {i}: connect: {e}")))?;
         stream.write_all(
-            format!(
-                "GET {path} HTTP/1.1\r\nHost: {}\r\nAccept: text/event-stream\r\n\r\n",
-                opts.addr
-            )
-            .as_bytes(),
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
+                .as_bytes(),
         )?;
         stream.set_nonblocking(true)?;
         groups[i % opts.readers].push(Sub::new(TcpStream::from_std(stream), opts.messages));

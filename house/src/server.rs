@@ -687,7 +687,6 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        let mut head = STREAM_HEAD.to_vec();
         self.stats.count_response(Status::OK);
         log::info!(
             "{} {} 200 stream {:?}",
@@ -696,15 +695,13 @@ impl Server {
             now.duration_since(exchange.started)
         );
         if request.method() == Method::Head {
-            conn.queue(head, now);
+            conn.queue(STREAM_HEAD.to_vec(), now);
             conn.close_after_flush();
             mark_dirty(&mut self.dirty, token, conn);
             return;
         }
-        if let Some(retry) = self.config.retry_hint() {
-            head.extend_from_slice(format!("retry: {}\n\n", retry.as_millis()).as_bytes());
-        }
-        conn.queue(head, now);
+        // The head goes out when the stream attaches (at once here, or when a broker's replay
+        // arrives), so a client that has it is subscribed.
         conn.phase = Phase::Streaming {
             channels: subscribe.channels().into(),
             attached: false,
@@ -713,7 +710,6 @@ impl Server {
         conn.input = Vec::new();
         conn.request_started = None;
         self.stats.connections_streaming += 1;
-        mark_dirty(&mut self.dirty, token, conn);
         let last_event_id = request
             .header("last-event-id")
             .or_else(|| request.param("last_event_id"))
@@ -734,7 +730,7 @@ impl Server {
         self.attach(token, replay.reset, replay.frames);
     }
 
-    /// Sends a new stream what it missed, then subscribes it to its channels.
+    /// Sends a new stream its head and what it missed, then subscribes it to its channels.
     fn attach(&mut self, token: Token, reset: bool, frames: Vec<Frame>) {
         let now = Instant::now();
         let Some(conn) = self.conns.get_mut(&token) else {
@@ -744,6 +740,11 @@ impl Server {
             Phase::Streaming { attached, .. } if !*attached => *attached = true,
             _ => return,
         }
+        let mut head = STREAM_HEAD.to_vec();
+        if let Some(retry) = self.config.retry_hint() {
+            head.extend_from_slice(format!("retry: {}\n\n", retry.as_millis()).as_bytes());
+        }
+        conn.queue(head, now);
         if reset {
             self.stats.gap_signals += 1;
             conn.queue(reset_event(), now);
@@ -1034,8 +1035,11 @@ impl Server {
                     }
                     None => idle += 1,
                 },
-                Phase::Streaming { .. } => {
-                    if now.duration_since(conn.last_queued) >= config.heartbeat_interval() {
+                Phase::Streaming { attached, .. } => {
+                    // A stream waiting for its replay has not even had its head yet.
+                    if *attached
+                        && now.duration_since(conn.last_queued) >= config.heartbeat_interval()
+                    {
                         conn.queue(heartbeat.clone(), now);
                         self.stats.heartbeats += 1;
                         mark_dirty(&mut self.dirty, token, conn);
