@@ -180,6 +180,8 @@ pub struct Server {
     shared_stats: Arc<Mutex<Stats>>,
     /// Which connection's parked response each outstanding publish ticket belongs to.
     awaiting: HashMap<u64, Token>,
+    /// The time at the start of this loop turn: one clock read serves the whole turn.
+    now: Instant,
 }
 
 impl std::fmt::Debug for Server {
@@ -243,6 +245,7 @@ impl Server {
             stats: Stats::default(),
             shared_stats: Arc::default(),
             awaiting: HashMap::new(),
+            now: Instant::now(),
         })
     }
 
@@ -290,6 +293,7 @@ impl Server {
                     return Err(err);
                 }
             }
+            self.now = Instant::now();
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -298,7 +302,7 @@ impl Server {
                 }
             }
             busy = self.flush_dirty();
-            let now = Instant::now();
+            let now = self.now;
             if now >= next_sweep {
                 self.sweep(now);
                 busy = self.flush_dirty();
@@ -363,8 +367,7 @@ impl Server {
             return;
         }
         self.stats.connections_accepted += 1;
-        self.conns
-            .insert(token, Conn::new(socket, peer, Instant::now()));
+        self.conns.insert(token, Conn::new(socket, peer, self.now));
     }
 
     fn drain_commands(&mut self) {
@@ -445,6 +448,7 @@ impl Server {
     /// bytes bring a new event, so the read that would only say `WouldBlock` is skipped.
     fn read_some(&mut self, token: Token, to_the_end: bool) {
         let max_size = self.config.max_request_size();
+        let now = self.now;
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -470,7 +474,7 @@ impl Server {
                 Ok(n) => {
                     if wants_requests {
                         if conn.input.is_empty() && conn.request_started.is_none() {
-                            conn.request_started = Some(Instant::now());
+                            conn.request_started = Some(now);
                         }
                         conn.input.extend_from_slice(&self.scratch[..n]);
                     }
@@ -517,7 +521,7 @@ impl Server {
             {
                 return;
             }
-            let now = Instant::now();
+            let now = self.now;
             let started = conn.request_started.unwrap_or(now);
             let parsed = parse_request(
                 &conn.input,
@@ -580,7 +584,7 @@ impl Server {
         };
         // Only a closing handler's response can carry a new session's cookie.
         let may_create = matches!(handler, Handler::Closing(_));
-        let session = Session::open(&mut self.sessions, request, may_create, Instant::now());
+        let session = Session::open(&mut self.sessions, request, may_create, self.now);
         let mut ctx = Ctx::new(request, &mut self.hub)
             .with_stats(&self.stats)
             .with_session(session);
@@ -629,7 +633,7 @@ impl Server {
     /// Queues a response; unless the exchange keeps the connection alive, the connection
     /// closes once it is written.
     fn respond(&mut self, token: Token, response: Response, exchange: Exchange<'_>) {
-        let now = Instant::now();
+        let now = self.now;
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -665,14 +669,16 @@ impl Server {
         }
         mark_dirty(&mut self.dirty, token, conn);
         self.stats.count_response(status);
-        log::info!(
-            "{} {} {} {}B {:?}",
-            exchange.method.map_or("-", Method::as_str),
-            exchange.path,
-            status.code(),
-            bytes,
-            now.duration_since(exchange.started)
-        );
+        if log::log_enabled!(log::Level::Info) {
+            log::info!(
+                "{} {} {} {}B {:?}",
+                exchange.method.map_or("-", Method::as_str),
+                exchange.path,
+                status.code(),
+                bytes,
+                exchange.started.elapsed()
+            );
+        }
     }
 
     /// Answers `200 text/event-stream`, replays missed events, and subscribes the connection.
@@ -683,7 +689,7 @@ impl Server {
         subscribe: Subscribe,
         exchange: Exchange<'_>,
     ) {
-        let now = Instant::now();
+        let now = self.now;
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -692,7 +698,7 @@ impl Server {
             "{} {} 200 stream {:?}",
             exchange.method.map_or("-", Method::as_str),
             exchange.path,
-            now.duration_since(exchange.started)
+            exchange.started.elapsed()
         );
         if request.method() == Method::Head {
             conn.queue(STREAM_HEAD.to_vec(), now);
@@ -732,7 +738,7 @@ impl Server {
 
     /// Sends a new stream its head and what it missed, then subscribes it to its channels.
     fn attach(&mut self, token: Token, reset: bool, frames: Vec<Frame>) {
-        let now = Instant::now();
+        let now = self.now;
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -764,7 +770,7 @@ impl Server {
     /// Tells attached streams (of `channel`, or all) that they missed events.
     #[cfg(feature = "redis")]
     fn signal_gap(&mut self, channel: Option<&str>) {
-        let now = Instant::now();
+        let now = self.now;
         for (&token, conn) in self.conns.iter_mut() {
             let Phase::Streaming {
                 channels,
@@ -860,7 +866,7 @@ impl Server {
         if !self.hub.has_pending() {
             return;
         }
-        let now = Instant::now();
+        let now = self.now;
         let cap = self.config.subscriber_queue_cap();
         let mut dropped = Vec::new();
         for (channel, frame) in self.hub.take_pending() {
@@ -932,7 +938,7 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        match conn.write_pending(Instant::now()) {
+        match conn.write_pending(self.now) {
             Ok(written) => self.stats.bytes_written += written as u64,
             // The peer is gone: a failed write prunes the connection.
             Err(err) => {
