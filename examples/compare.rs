@@ -926,19 +926,7 @@ fn metrics(
                 "",
             ),
         ],
-        Workload::Flat1k => &[
-            ("deliveries_per_s", "deliveries/s", "", Higher, "≥ 2× best"),
-            (
-                "server_cpu_us_per_delivery",
-                "server CPU per delivery",
-                "µs",
-                Lower,
-                "",
-            ),
-            ("lat_p99_ms", "p99 latency", "ms", Lower, ""),
-            ("lost", "lost deliveries", "", Lower, "0"),
-        ],
-        Workload::Pipelined1k => &[
+        Workload::Flat1k | Workload::Pipelined1k => &[
             ("deliveries_per_s", "deliveries/s", "", Higher, "≥ 2× best"),
             (
                 "server_cpu_us_per_delivery",
