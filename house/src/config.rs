@@ -3,6 +3,8 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use crate::response::is_token_byte;
+
 /// Largest request, head and body together. A longer head → 414 (request line) or 431
 /// (headers); a `Content-Length` that would exceed it → 413 from the head alone, before any of
 /// the body is read. The connection closes after either.
@@ -208,9 +210,8 @@ impl Config {
     /// If `name` is empty or not an HTTP token (letters, digits and ``!#$%&'*+-.^_`|~``).
     pub fn with_session_cookie(mut self, name: impl Into<Cow<'static, str>>) -> Config {
         let name = name.into();
-        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
         assert!(
-            !name.is_empty() && name.bytes().all(token),
+            !name.is_empty() && name.bytes().all(is_token_byte),
             "invalid session cookie name {name:?}"
         );
         self.session_cookie = name;

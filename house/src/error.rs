@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::{Response, Status};
+use crate::response::{Response, Status};
 
 /// A request the server refuses before routing it.
 #[derive(Debug, Clone, PartialEq, Eq)]

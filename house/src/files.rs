@@ -33,7 +33,9 @@ use std::io::{self, Read as _};
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use crate::{Method, Methods, Request, Response, Route, Status};
+use crate::request::{Method, Methods, Request};
+use crate::response::{Response, Status};
+use crate::route::Route;
 
 /// Largest file read whole into memory per request. A larger file is sent as
 /// [`Body::File`](crate::Body::File): the server reads it into the write queue a chunk at a time

@@ -77,8 +77,12 @@ mod hub;
 mod limit;
 mod lru;
 mod macros;
+mod metrics;
 mod param;
 pub mod parse;
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 mod request;
 mod response;
 mod route;
@@ -92,8 +96,7 @@ pub use error::{status_for, Error};
 pub use house_macros::{closing_handler, stream_handler, FromParam};
 pub use hub::{Hub, PublishError, RESET_EVENT};
 pub use limit::RateLimited;
-#[doc(hidden)]
-pub use param::__private;
+pub use metrics::metrics_route;
 pub use param::{Bounded, FromParam, ParamError};
 pub use request::{JsonBodyError, Method, Methods, Params, Request, Version};
 pub use response::{Body, IntoResponse, InvalidHeader, Json, Response, Status};
@@ -103,7 +106,7 @@ pub use route::{
 pub use server::{Handle, Server};
 pub use session::{Session, SessionError};
 pub use sse::{comment, Event};
-pub use stats::{metrics_route, DropReason, Stats};
+pub use stats::{DropReason, Stats};
 
 /// Limits and their defaults.
 pub mod limits {

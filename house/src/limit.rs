@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use crate::lru::Lru;
-use crate::{IntoResponse, Response, Status};
+use crate::response::{IntoResponse, Response, Status};
 
 /// A request refused by a rate limit; as a response, `429 Too Many Requests` with
 /// `Retry-After` (whole seconds, rounded up) and a plain-text body that explains it.

@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-use crate::Json;
+use crate::response::Json;
 
 /// How long a client's value may be before an error message shortens it, in characters.
 const MAX_ECHO_CHARS: usize = 32;
@@ -230,7 +230,7 @@ impl Bounded for String {
     }
 }
 
-fn plural(n: usize, one: &str, many: &str) -> String {
+pub(crate) fn plural(n: usize, one: &str, many: &str) -> String {
     if n == 1 {
         format!("{n} {one}")
     } else {
@@ -347,111 +347,6 @@ impl<T: FromParam> FromParam for Vec<T> {
     }
 }
 
-/// What the macros' generated code calls. Not public API: it changes without notice.
-#[doc(hidden)]
-pub mod __private {
-    use std::fmt;
-
-    use super::{plural, Bounded, ParamError};
-    use crate::{IntoResponse, IntoSubscribe, Response, Route, Status, Subscribe};
-
-    /// Implemented by the type-namespace companion the macros emit next to a handler fn.
-    pub trait HandlerRoute {
-        /// The handler's route, with its path, methods and name.
-        fn route() -> Route;
-    }
-
-    /// The 400 answered for a refused parameter.
-    pub fn reject(name: &str, error: ParamError) -> Response {
-        Response::error(Status::BAD_REQUEST, error.message(name))
-    }
-
-    /// `min = 5`: `"abcd"` fails with "must be at least 5 characters (got 4)".
-    pub fn check_min<T: Bounded>(value: &T, min: T::Bound) -> Result<(), ParamError> {
-        let got = value.measure();
-        if got < min {
-            return Err(ParamError::new(format!(
-                "must be at least {} (got {got})",
-                T::describe(&min)
-            )));
-        }
-        Ok(())
-    }
-
-    /// `max = 16`: 17 × `é` fails with "must be at most 16 characters (got 17)".
-    pub fn check_max<T: Bounded>(value: &T, max: T::Bound) -> Result<(), ParamError> {
-        let got = value.measure();
-        if got > max {
-            return Err(ParamError::new(format!(
-                "must be at most {} (got {got})",
-                T::describe(&max)
-            )));
-        }
-        Ok(())
-    }
-
-    /// `min_count = 2`: `?tag=a` fails with "must be given at least 2 times (got 1)".
-    pub fn check_min_count<T>(values: &[T], min: usize) -> Result<(), ParamError> {
-        if values.len() < min {
-            return Err(ParamError::new(format!(
-                "must be given at least {} (got {})",
-                plural(min, "time", "times"),
-                values.len()
-            )));
-        }
-        Ok(())
-    }
-
-    /// `max_count = 3`: four values fail with "must be given at most 3 times (got 4)".
-    pub fn check_max_count<T>(values: &[T], max: usize) -> Result<(), ParamError> {
-        if values.len() > max {
-            return Err(ParamError::new(format!(
-                "must be given at most {} (got {})",
-                plural(max, "time", "times"),
-                values.len()
-            )));
-        }
-        Ok(())
-    }
-
-    /// `one_of = ["red", "green"]`: `pink` fails with "must be one of `red`, `green` (got `pink`)".
-    pub fn check_one_of<T, L>(value: &T, allowed: &[L]) -> Result<(), ParamError>
-    where
-        T: PartialEq<L> + fmt::Display,
-        L: fmt::Display,
-    {
-        if allowed.iter().any(|a| value == a) {
-            return Ok(());
-        }
-        let list: Vec<String> = allowed.iter().map(|a| format!("`{a}`")).collect();
-        Err(ParamError::invalid(
-            format!("one of {}", list.join(", ")),
-            &value.to_string(),
-        ))
-    }
-
-    /// A closing handler's return value as a response; the bound is spanned at the user's
-    /// return type.
-    pub fn respond<R: IntoResponse>(value: R) -> Response {
-        value.into_response()
-    }
-
-    /// A stream handler's return value as a subscription or a refusal.
-    pub fn subscribe<R: IntoSubscribe>(value: R) -> Result<Subscribe, Response> {
-        value.into_subscribe()
-    }
-
-    /// `content_type = "…"`: replaces the HTML type strings get by default; a response that
-    /// chose its own type (JSON, an error page) keeps it.
-    pub fn with_content_type(response: Response, content_type: &'static str) -> Response {
-        if response.header("content-type") == Some(crate::response::HTML) {
-            response.with_header("Content-Type", content_type)
-        } else {
-            response
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,13 +400,13 @@ mod tests {
     fn string_length_counts_chars() {
         assert_eq!("é".repeat(16).measure(), 16);
         assert_eq!(
-            __private::check_max(&"é".repeat(17), 16)
+            crate::__private::check_max(&"é".repeat(17), 16)
                 .unwrap_err()
                 .message("room"),
             "parameter `room` must be at most 16 characters (got 17)"
         );
         assert_eq!(
-            __private::check_min(&String::new(), 1)
+            crate::__private::check_min(&String::new(), 1)
                 .unwrap_err()
                 .to_string(),
             "must be at least 1 character (got 0)"

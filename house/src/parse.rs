@@ -3,8 +3,8 @@
 
 use percent_encoding::percent_decode;
 
-use crate::request::media_type;
-use crate::{Error, Method, Params, Request, Version};
+use crate::error::Error;
+use crate::request::{media_type, Method, Params, Request, Version};
 
 /// The outcome of parsing the bytes received so far.
 #[derive(Debug)]

@@ -6,6 +6,8 @@ use std::ops::BitOr;
 
 use serde::de::DeserializeOwned;
 
+use crate::response::{IntoResponse, Response, Status};
+
 /// A request method.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Method {
@@ -361,13 +363,13 @@ impl std::error::Error for JsonBodyError {
     }
 }
 
-impl crate::IntoResponse for JsonBodyError {
-    fn into_response(self) -> crate::Response {
+impl IntoResponse for JsonBodyError {
+    fn into_response(self) -> Response {
         let status = match self {
-            JsonBodyError::NotJson => crate::Status::UNSUPPORTED_MEDIA_TYPE,
-            JsonBodyError::Invalid(_) => crate::Status::BAD_REQUEST,
+            JsonBodyError::NotJson => Status::UNSUPPORTED_MEDIA_TYPE,
+            JsonBodyError::Invalid(_) => Status::BAD_REQUEST,
         };
-        crate::Response::error(status, self)
+        Response::error(status, self)
     }
 }
 

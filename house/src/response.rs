@@ -8,11 +8,11 @@ use std::fs::File;
 use serde::Serialize;
 
 /// The default `Content-Type` of text bodies, as in the original house.
-pub const HTML: &str = "text/html; charset=utf-8";
+pub(crate) const HTML: &str = "text/html; charset=utf-8";
 /// `Content-Type` of [`Json`] bodies.
-pub const JSON: &str = "application/json";
+pub(crate) const JSON: &str = "application/json";
 /// `Content-Type` of plain-text error bodies.
-pub const TEXT: &str = "text/plain; charset=utf-8";
+pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
 
 /// An HTTP status code that knows its reason phrase.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -335,8 +335,8 @@ impl Response {
     }
 }
 
-/// RFC 9110 `tchar`.
-fn is_token_byte(b: u8) -> bool {
+/// RFC 9110 `tchar`: a byte of a header name or a cookie name.
+pub(crate) fn is_token_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 

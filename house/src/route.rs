@@ -4,7 +4,11 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
-use crate::{Hub, IntoResponse, Methods, Request, Response, Session, Stats};
+use crate::hub::Hub;
+use crate::request::{Method, Methods, Request};
+use crate::response::{IntoResponse, Response};
+use crate::session::Session;
+use crate::stats::Stats;
 
 /// What a handler runs with: the request, the channel hub, the server's stats, and the
 /// client's session.
@@ -314,7 +318,7 @@ impl Routes {
         self.len() == 0
     }
 
-    pub(crate) fn lookup(&self, path: &str, method: crate::Method) -> Lookup<'_> {
+    pub(crate) fn lookup(&self, path: &str, method: Method) -> Lookup<'_> {
         let route = self.exact.get(path).or_else(|| {
             self.prefixes
                 .iter()
@@ -331,7 +335,6 @@ impl Routes {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::Method;
 
     #[test]
     fn duplicate_names_both_routes() {

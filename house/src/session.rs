@@ -11,9 +11,11 @@ use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::limit::{AddrLimits, Limiter};
+use crate::config::Config;
+use crate::limit::{AddrLimits, Limiter, RateLimited};
 use crate::lru::Lru;
-use crate::{Config, IntoResponse, RateLimited, Request, Response, Status};
+use crate::request::Request;
+use crate::response::{IntoResponse, Response, Status};
 
 /// Random bytes in a token: 128 bits.
 const TOKEN_BYTES: usize = 16;

@@ -1,9 +1,7 @@
-//! Counters and gauges the event loop keeps as plain integers on its own thread, a snapshot
-//! other threads can read, and the Prometheus text exposition of both.
+//! Counters and gauges the event loop keeps as plain integers on its own thread, and the
+//! snapshot other threads read.
 
-use std::fmt::Write as _;
-
-use crate::{Response, Route, Status};
+use crate::response::Status;
 
 /// Why a stream subscriber left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,163 +123,6 @@ impl Stats {
     pub fn dropped(&self, reason: DropReason) -> u64 {
         self.subscribers_dropped[reason.index()]
     }
-
-    /// The snapshot in the Prometheus text exposition format (version 0.0.4).
-    pub fn to_prometheus(&self) -> String {
-        let mut out = String::with_capacity(2048);
-        let requests = self
-            .connections
-            .saturating_sub(self.connections_streaming + self.connections_idle);
-        family(
-            &mut out,
-            "house_connections",
-            "gauge",
-            "Open connections by kind.",
-        );
-        for (kind, value) in [
-            ("request", requests),
-            ("idle", self.connections_idle),
-            ("stream", self.connections_streaming),
-        ] {
-            let _ = writeln!(out, "house_connections{{kind=\"{kind}\"}} {value}");
-        }
-        single(
-            &mut out,
-            "house_channels",
-            "gauge",
-            "Channels with subscribers or history.",
-            self.channels,
-        );
-        single(
-            &mut out,
-            "house_subscribers",
-            "gauge",
-            "Stream subscriptions.",
-            self.subscribers,
-        );
-        single(
-            &mut out,
-            "house_sessions",
-            "gauge",
-            "Sessions kept.",
-            self.sessions,
-        );
-        single(
-            &mut out,
-            "house_connections_accepted_total",
-            "counter",
-            "Connections accepted.",
-            self.connections_accepted,
-        );
-        single(
-            &mut out,
-            "house_connections_refused_total",
-            "counter",
-            "Connections refused with 503 at the connection cap.",
-            self.connections_refused,
-        );
-        single(
-            &mut out,
-            "house_accept_backoffs_total",
-            "counter",
-            "Pauses in accepting after running out of file descriptors.",
-            self.accept_backoffs,
-        );
-        family(
-            &mut out,
-            "house_requests_total",
-            "counter",
-            "Responses by status class.",
-        );
-        for (i, value) in self.requests.iter().enumerate() {
-            let _ = writeln!(out, "house_requests_total{{class=\"{}xx\"}} {value}", i + 1);
-        }
-        single(
-            &mut out,
-            "house_events_published_total",
-            "counter",
-            "Events published.",
-            self.events_published,
-        );
-        single(
-            &mut out,
-            "house_events_delivered_total",
-            "counter",
-            "Events queued to subscribers, live or replayed.",
-            self.events_delivered,
-        );
-        single(
-            &mut out,
-            "house_written_bytes_total",
-            "counter",
-            "Bytes written to clients.",
-            self.bytes_written,
-        );
-        family(
-            &mut out,
-            "house_subscribers_dropped_total",
-            "counter",
-            "Stream connections dropped, by reason.",
-        );
-        for reason in DropReason::ALL {
-            let _ = writeln!(
-                out,
-                "house_subscribers_dropped_total{{reason=\"{}\"}} {}",
-                reason.label(),
-                self.dropped(reason)
-            );
-        }
-        single(
-            &mut out,
-            "house_replays_total",
-            "counter",
-            "Streams resumed with Last-Event-ID.",
-            self.replays,
-        );
-        single(
-            &mut out,
-            "house_gap_signals_total",
-            "counter",
-            "Streams that started with the reset signal.",
-            self.gap_signals,
-        );
-        single(
-            &mut out,
-            "house_heartbeats_total",
-            "counter",
-            "Heartbeat comments written.",
-            self.heartbeats,
-        );
-        out
-    }
-}
-
-fn family(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
-    family(out, name, kind, help);
-    let _ = writeln!(out, "{name} {value}");
-}
-
-/// A route serving the server's [`Stats`] in the Prometheus text format at `path` (GET and
-/// HEAD). Opt in by adding it to the routes; bind the server where only your scraper can reach
-/// it if the numbers are private.
-///
-/// # Examples
-/// ```
-/// let routes = vec![house::metrics_route("/metrics")];
-/// # let _ = routes;
-/// ```
-pub fn metrics_route(path: &'static str) -> Route {
-    Route::closing(path, |ctx| {
-        Response::new(Status::OK)
-            .with_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-            .with_body(ctx.stats.to_prometheus())
-    })
-    .with_methods(crate::Methods::GET | crate::Methods::HEAD)
-    .with_name("metrics")
 }
 
 #[cfg(test)]
@@ -289,27 +130,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn prometheus_text() {
-        let mut stats = Stats {
-            connections: 5,
-            connections_streaming: 3,
-            connections_idle: 1,
-            ..Stats::default()
-        };
+    fn responses_count_by_class_and_drops_by_reason() {
+        let mut stats = Stats::default();
         stats.count_response(Status::OK);
-        stats.count_response(Status::NOT_FOUND);
-        stats.count_drop(DropReason::SlowConsumer);
-        let text = stats.to_prometheus();
-        assert!(
-            text.contains(
-                "# TYPE house_connections gauge\nhouse_connections{kind=\"request\"} 1\n"
-            ),
-            "{text}"
-        );
-        assert!(text.contains(
-            "house_requests_total{class=\"2xx\"} 1\nhouse_requests_total{class=\"3xx\"} 0\n"
-        ));
-        assert!(text.contains("house_subscribers_dropped_total{reason=\"slow_consumer\"} 1\n"));
-        assert!(text.ends_with("house_heartbeats_total 0\n"));
+        stats.count_response(Status::from_code(599));
+        stats.count_drop(DropReason::Stalled);
+        assert_eq!(stats.requests, [0, 1, 0, 0, 1]);
+        assert_eq!(stats.dropped(DropReason::Stalled), 1);
+        assert_eq!(stats.dropped(DropReason::HangUp), 0);
     }
 }
