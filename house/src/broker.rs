@@ -24,23 +24,33 @@ use std::time::Duration;
 use mio::{Token, Waker};
 use redis::Value;
 
-use crate::hub::Frame;
-use crate::PublishError;
+use crate::sse::Frame;
 
 /// How long one `XREAD` blocks before the reader looks at new requests from the loop.
 const READ_BLOCK: Duration = Duration::from_millis(50);
 /// How often an idle reader (no channels to read) checks that Redis answers.
 const IDLE_PING: Duration = Duration::from_millis(200);
 /// Longest wait between reconnection attempts (the wait doubles from 50 ms up to this).
-pub const RECONNECT_BACKOFF_CAP: Duration = Duration::from_secs(1);
+const RECONNECT_BACKOFF_CAP: Duration = Duration::from_secs(1);
 /// Connect, read and write timeout of each Redis round trip.
 const IO_TIMEOUT: Duration = Duration::from_secs(2);
 /// Most events taken from Redis, or published to it, per round trip.
 const BATCH: usize = 512;
 const EPOCH_KEY: &str = "house:epoch";
+/// What a channel's Redis Stream key starts with.
+const STREAM_PREFIX: &str = "house:stream:";
 
 fn stream_key(channel: &str) -> String {
-    format!("house:stream:{channel}")
+    format!("{STREAM_PREFIX}{channel}")
+}
+
+/// Why the broker did not take a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BrokerDown {
+    /// Redis cannot be reached right now.
+    Unreachable,
+    /// The broker's writer thread has ended (the loop is shutting down).
+    Stopped,
 }
 
 /// What the broker tells the loop.
@@ -159,11 +169,9 @@ impl Broker {
     }
 
     /// Hands an event (serialized without its id) to the writer; the ticket comes back acked.
-    pub(crate) fn publish(&mut self, channel: &str, body: Vec<u8>) -> Result<u64, PublishError> {
+    pub(crate) fn publish(&mut self, channel: &str, body: Vec<u8>) -> Result<u64, BrokerDown> {
         if !self.is_up() {
-            return Err(PublishError::Unavailable(
-                "the Redis broker is unreachable".into(),
-            ));
+            return Err(BrokerDown::Unreachable);
         }
         self.next_ticket += 1;
         let ticket = self.next_ticket;
@@ -173,7 +181,7 @@ impl Broker {
                 channel: channel.to_owned(),
                 body,
             })
-            .map_err(|_| PublishError::Closed)?;
+            .map_err(|_| BrokerDown::Stopped)?;
         Ok(ticket)
     }
 
@@ -491,7 +499,7 @@ impl Reader {
         self.up.store(true, Ordering::Relaxed);
         let mut delivered = false;
         for (key, entries) in streams_of(&reply) {
-            let Some(channel) = key.strip_prefix("house:stream:") else {
+            let Some(channel) = key.strip_prefix(STREAM_PREFIX) else {
                 continue;
             };
             for (id, body) in entries_of(entries) {

@@ -1,27 +1,57 @@
-//! Per-connection state: the phase, the bytes read so far, and the write queue.
+//! Per-connection state: the phase, the bytes read so far, the write queue, and the
+//! transitions between phases, each a method named after the event that causes it.
+//!
+//! The phases and what holds in each:
+//! - `Requests`: `input` holds bytes of requests not yet answered; `request_started` is set
+//!   while a request is arriving (its first byte, or the accept), unset between requests;
+//!   `idle_since` is when the last request was taken. At most one response is `parked`.
+//! - `Streaming`: subscribed to channels (or, with a broker, waiting to be `attached`); input
+//!   is read only to notice a hang-up, and no request state is kept.
+//! - `Closing`: no more requests are taken; what is queued (and a parked response, once
+//!   released) is written, then the connection lingers.
+//! - `Lingering`: the write side is shut and nothing is owed; input is read and discarded
+//!   until the client closes or the linger ends.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
-use std::net::SocketAddr;
-use std::time::Instant;
+use std::net::{Shutdown, SocketAddr};
+use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
-use mio::Interest;
+use mio::{Interest, Registry, Token};
 
-use crate::hub::Frame;
-use crate::{Method, Response, Version};
+use crate::config::Config;
+use crate::error::Error;
+use crate::parse::{parse_request, Parsed};
+use crate::request::{Method, Request, Version};
+use crate::response::Response;
+use crate::sse::Frame;
+use crate::stats::DropReason;
 
 /// Most slices handed to one `writev`: enough to coalesce a burst of queued events into one
 /// syscall, few enough to build on the stack.
 const MAX_SLICES: usize = 64;
 
 /// Bytes of a file body read into the queue at a time.
-pub(crate) const FILE_CHUNK: usize = 64 * 1024;
+const FILE_CHUNK: usize = 64 * 1024;
+
+/// A read buffer larger than this is freed once it empties, so a burst of pipelined requests
+/// does not pin memory on an idle keep-alive connection.
+const KEEP_INPUT: usize = 16 * 1024;
+
+/// Once this many response bytes wait for a client, its further pipelined requests wait too,
+/// so a client cannot queue unbounded responses without reading them.
+const PIPELINE_BACKLOG: usize = 256 * 1024;
+
+/// How long a response waits for the broker to acknowledge its handler's publishes before it
+/// becomes a 503.
+const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What a connection is doing.
 #[derive(Debug)]
-pub(crate) enum Phase {
+enum Phase {
     /// Receiving requests and answering them in order (one, or several with keep-alive).
     Requests,
     /// Subscribed to channels; input is read only to notice a hang-up. With a broker, a new
@@ -56,7 +86,7 @@ impl Chunk {
 /// Bytes waiting to be written, in order. Events are queued as shared frames, so fanning an
 /// event out to many subscribers never copies its payload.
 #[derive(Debug, Default)]
-pub(crate) struct OutQueue {
+struct OutQueue {
     chunks: VecDeque<Chunk>,
     /// Bytes of the front chunk already written.
     offset: usize,
@@ -64,7 +94,7 @@ pub(crate) struct OutQueue {
 }
 
 impl OutQueue {
-    pub(crate) fn push_owned(&mut self, bytes: Vec<u8>) {
+    fn push_owned(&mut self, bytes: Vec<u8>) {
         if bytes.is_empty() {
             return;
         }
@@ -72,22 +102,22 @@ impl OutQueue {
         self.chunks.push_back(Chunk::Owned(bytes));
     }
 
-    pub(crate) fn push_shared(&mut self, frame: Frame) {
+    fn push_shared(&mut self, frame: Frame) {
         self.len += frame.len();
         self.chunks.push_back(Chunk::Shared(frame));
     }
 
     /// Bytes still to write.
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.len
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
+    fn is_empty(&self) -> bool {
         self.len == 0
     }
 
     /// One vectored write of as much of the queue as fits in [`MAX_SLICES`] slices.
-    pub(crate) fn write_to(&mut self, writer: &mut impl Write) -> io::Result<usize> {
+    fn write_to(&mut self, writer: &mut impl Write) -> io::Result<usize> {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         let mut count = 0;
         for (i, chunk) in self.chunks.iter().take(MAX_SLICES).enumerate() {
@@ -118,34 +148,81 @@ impl OutQueue {
     }
 }
 
+/// What the log line and the response of one request need to know about it.
+#[derive(Debug, Clone)]
+pub(crate) struct Exchange<'a> {
+    /// `None` when the request line could not be parsed.
+    pub(crate) method: Option<Method>,
+    pub(crate) version: Version,
+    /// The decoded path, without the query string (parameter values may be private).
+    pub(crate) path: Cow<'a, str>,
+    pub(crate) keep_alive: bool,
+    pub(crate) started: Instant,
+}
+
+impl<'a> Exchange<'a> {
+    /// The exchange of a parsed request.
+    pub(crate) fn of(request: &'a Request, keep_alive: bool, started: Instant) -> Exchange<'a> {
+        Exchange {
+            method: Some(request.method()),
+            version: request.version(),
+            path: Cow::Borrowed(request.path()),
+            keep_alive,
+            started,
+        }
+    }
+
+    /// A request that failed before its head could be read.
+    pub(crate) fn unparsed(started: Instant) -> Exchange<'static> {
+        Exchange {
+            method: None,
+            version: Version::Http11,
+            path: Cow::Borrowed("-"),
+            keep_alive: false,
+            started,
+        }
+    }
+
+    /// The same exchange, owning its path, to outlive the request.
+    pub(crate) fn into_owned(self) -> Exchange<'static> {
+        Exchange {
+            path: Cow::Owned(self.path.into_owned()),
+            ..self
+        }
+    }
+}
+
 /// A response held back until the broker acknowledges the events its handler published, so
 /// that "sent" is never said of an event Redis did not take.
 #[derive(Debug)]
 pub(crate) struct Parked {
     pub(crate) response: Response,
-    pub(crate) method: Option<Method>,
-    pub(crate) version: Version,
-    pub(crate) path: String,
-    pub(crate) keep_alive: bool,
-    pub(crate) started: Instant,
+    pub(crate) exchange: Exchange<'static>,
     pub(crate) since: Instant,
     /// Acknowledgements still to come.
     pub(crate) awaiting: usize,
-    /// Whether any publish failed.
+    /// Whether any publish failed (or the acknowledgements took too long).
     pub(crate) failed: bool,
 }
 
 /// The rest of a file response, read into the queue as the client drains it.
 #[derive(Debug)]
 pub(crate) struct FileBody {
-    pub(crate) file: File,
-    pub(crate) remaining: u64,
+    file: File,
+    remaining: u64,
 }
 
 impl FileBody {
+    pub(crate) fn new(file: File, len: u64) -> FileBody {
+        FileBody {
+            file,
+            remaining: len,
+        }
+    }
+
     /// The next chunk, or `None` at the end. A file that shrank under us ends the body early;
     /// the client sees a short response and the connection closes.
-    pub(crate) fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
+    fn next_chunk(&mut self) -> io::Result<Option<Vec<u8>>> {
         if self.remaining == 0 {
             return Ok(None);
         }
@@ -164,35 +241,73 @@ impl FileBody {
     }
 }
 
+/// A request taken from a connection's input.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub(crate) request: Box<Request>,
+    pub(crate) keep_alive: bool,
+    /// When its first byte arrived (or the connection was accepted).
+    pub(crate) started: Instant,
+}
+
+/// What a connection's timers call for (see [`Conn::due`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Due {
+    /// Its parked response waited too long for the broker: answer it as failed.
+    Unacknowledged,
+    /// Close it, for this reason.
+    Close(DropReason),
+    /// The request now arriving, which began at this instant, took too long: answer 408.
+    RequestTimeout(Instant),
+    /// A stream quiet for the heartbeat interval.
+    Heartbeat,
+    /// Nothing; it waits, idle, for its next request.
+    Idle,
+}
+
+/// What a connection needs once everything queued has been written (see [`Conn::flushed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum AfterFlush {
+    /// Nothing yet.
+    Wait,
+    /// It stopped reading while output backed up (or its buffer was full): read again.
+    Read,
+    /// Pipelined requests wait in its buffer: answer them.
+    Answer,
+    /// Its last response is out and the write side is shut: drain what the client sent.
+    Drain,
+}
+
 /// One client connection.
 #[derive(Debug)]
 pub(crate) struct Conn {
-    pub(crate) socket: TcpStream,
-    pub(crate) peer: SocketAddr,
-    pub(crate) phase: Phase,
-    /// Bytes of requests not yet answered.
-    pub(crate) input: Vec<u8>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    phase: Phase,
+    /// Bytes of requests not yet answered (`Requests` only).
+    input: Vec<u8>,
     /// When the request now arriving began: its first byte, or the accept for a new connection.
-    pub(crate) request_started: Option<Instant>,
+    request_started: Option<Instant>,
     /// When the connection last went idle between keep-alive requests.
-    pub(crate) idle_since: Instant,
-    pub(crate) out: OutQueue,
-    pub(crate) file: Option<FileBody>,
-    pub(crate) parked: Option<Box<Parked>>,
+    idle_since: Instant,
+    out: OutQueue,
+    file: Option<FileBody>,
+    parked: Option<Box<Parked>>,
     /// When bytes were last queued (heartbeats go to streams quiet since long enough).
-    pub(crate) last_queued: Instant,
+    last_queued: Instant,
     /// When the client last took bytes from a non-empty queue.
-    pub(crate) last_progress: Instant,
+    last_progress: Instant,
     /// Reading stopped before `WouldBlock` (buffer full or output backed up): with edge-triggered
     /// readiness no new event will come, so the loop must read again itself.
-    pub(crate) read_paused: bool,
+    read_paused: bool,
     /// Queued on the loop's list of connections to flush this turn.
-    pub(crate) dirty: bool,
+    dirty: bool,
     /// The interest currently registered with the poll.
-    pub(crate) registered: Interest,
+    registered: Interest,
 }
 
 impl Conn {
+    /// A connection just accepted, registered for `READABLE`.
     pub(crate) fn new(socket: TcpStream, peer: SocketAddr, now: Instant) -> Conn {
         Conn {
             socket,
@@ -212,9 +327,15 @@ impl Conn {
         }
     }
 
+    pub(crate) fn peer(&self) -> SocketAddr {
+        self.peer
+    }
+
+    // ---- Registration -----------------------------------------------------------------------
+
     /// The readiness this connection needs: always readable (to notice a hang-up), writable
     /// only while bytes are pending.
-    pub(crate) fn interest(&self) -> Interest {
+    fn interest(&self) -> Interest {
         if self.has_output() {
             Interest::READABLE | Interest::WRITABLE
         } else {
@@ -222,8 +343,156 @@ impl Conn {
         }
     }
 
+    /// Reregisters the connection when the interest it needs changed.
+    pub(crate) fn update_interest(&mut self, registry: &Registry, token: Token) -> io::Result<()> {
+        let interest = self.interest();
+        if interest != self.registered {
+            registry.reregister(&mut self.socket, token, interest)?;
+            self.registered = interest;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn deregister(&mut self, registry: &Registry) {
+        let _ = registry.deregister(&mut self.socket);
+    }
+
+    /// Puts the connection on the turn's flush list; `false` when it already is.
+    pub(crate) fn mark_dirty(&mut self) -> bool {
+        !std::mem::replace(&mut self.dirty, true)
+    }
+
+    pub(crate) fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    pub(crate) fn clear_dirty(&mut self) {
+        self.dirty = false;
+    }
+
+    // ---- Reading ----------------------------------------------------------------------------
+
+    /// Reads what the socket has through `scratch`: in `Requests`, into the input buffer (at
+    /// most `max_size` bytes of it); in other phases the bytes are discarded. Returns whether
+    /// the client hung up. Unless `to_the_end`, a short read counts as drained: with
+    /// edge-triggered readiness any later bytes bring a new event, so the read that would only
+    /// say `WouldBlock` is skipped. An error means the connection is broken.
+    pub(crate) fn receive(
+        &mut self,
+        scratch: &mut [u8],
+        max_size: usize,
+        to_the_end: bool,
+        now: Instant,
+    ) -> io::Result<bool> {
+        self.read_paused = false;
+        loop {
+            let wants_requests = matches!(self.phase, Phase::Requests);
+            let room = if wants_requests {
+                max_size.saturating_sub(self.input.len())
+            } else {
+                scratch.len()
+            };
+            if wants_requests && (room == 0 || self.out.len() >= PIPELINE_BACKLOG) {
+                self.pause_reading();
+                return Ok(false);
+            }
+            let want = room.min(scratch.len());
+            match self.socket.read(&mut scratch[..want]) {
+                Ok(0) => return Ok(true),
+                Ok(n) => {
+                    if wants_requests {
+                        if self.input.is_empty() && self.request_started.is_none() {
+                            self.request_started = Some(now);
+                        }
+                        self.input.extend_from_slice(&scratch[..n]);
+                    }
+                    if n < want && !to_the_end {
+                        return Ok(false);
+                    }
+                }
+                Err(err) if would_block(&err) => return Ok(false),
+                Err(err) if interrupted(&err) => {}
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Stops reading before `WouldBlock`: the loop reads again once the output drains.
+    fn pause_reading(&mut self) {
+        debug_assert!(matches!(self.phase, Phase::Requests), "only requests pause");
+        self.read_paused = true;
+    }
+
+    /// The next complete request in the input, if the connection is ready to answer one: it
+    /// takes requests, no response is parked or still streaming a file, and fewer than
+    /// [`PIPELINE_BACKLOG`] bytes of responses wait. `Err` is a request that cannot be parsed,
+    /// with when it began.
+    pub(crate) fn take_request(
+        &mut self,
+        max_size: usize,
+        max_headers: usize,
+        now: Instant,
+    ) -> Option<Result<Taken, (Error, Instant)>> {
+        // A file body still streaming must finish before the next response starts.
+        if !matches!(self.phase, Phase::Requests)
+            || self.parked.is_some()
+            || self.file.is_some()
+            || self.input.is_empty()
+            || self.out.len() >= PIPELINE_BACKLOG
+        {
+            return None;
+        }
+        let started = self.request_started.unwrap_or(now);
+        let (mut request, len, keep_alive) = match parse_request(&self.input, max_size, max_headers)
+        {
+            Ok(Parsed::Partial) => return None,
+            Ok(Parsed::Complete {
+                request,
+                len,
+                keep_alive,
+            }) => (request, len, keep_alive),
+            Err(err) => return Some(Err((err, started))),
+        };
+        self.input.drain(..len);
+        if self.input.is_empty() {
+            self.request_started = None;
+            if self.input.capacity() > KEEP_INPUT {
+                self.input = Vec::new();
+            }
+        } else {
+            self.request_started = Some(now);
+        }
+        self.idle_since = now;
+        request.peer = Some(self.peer);
+        Some(Ok(Taken {
+            request,
+            keep_alive,
+            started,
+        }))
+    }
+
+    /// The client hung up (its bytes so far were read). Returns whether to close now: a
+    /// connection still owing responses first finishes answering what arrived before.
+    pub(crate) fn hang_up(&mut self) -> bool {
+        match self.phase {
+            Phase::Requests if self.owes_output() => {
+                self.close_after_flush();
+                false
+            }
+            Phase::Closing if self.owes_output() => false,
+            _ => true,
+        }
+    }
+
+    // ---- Writing ----------------------------------------------------------------------------
+
     pub(crate) fn has_output(&self) -> bool {
         !self.out.is_empty() || self.file.is_some()
+    }
+
+    /// Whether anything is still to be written: queued bytes, or a parked response.
+    pub(crate) fn owes_output(&self) -> bool {
+        self.has_output() || self.parked.is_some()
     }
 
     pub(crate) fn queue(&mut self, bytes: Vec<u8>, now: Instant) {
@@ -234,6 +503,34 @@ impl Conn {
     pub(crate) fn queue_frame(&mut self, frame: Frame, now: Instant) {
         self.note_queued(now);
         self.out.push_shared(frame);
+    }
+
+    /// Sends `file` after what is queued, read into the queue as the client drains it.
+    pub(crate) fn queue_file(&mut self, file: FileBody) {
+        debug_assert!(self.file.is_none(), "one file body at a time");
+        self.file = Some(file);
+    }
+
+    /// Queues a published event to a subscriber whose queue is capped at `cap` bytes. A
+    /// subscriber that would pass the cap is a slow consumer; what it has already taken does
+    /// not count, so the queue is written first. Returns the bytes written on the way.
+    pub(crate) fn queue_event(
+        &mut self,
+        frame: Frame,
+        cap: usize,
+        now: Instant,
+    ) -> Result<usize, DropReason> {
+        let mut written = 0;
+        if self.out.len() + frame.len() > cap {
+            written = self
+                .write_pending(now)
+                .map_err(|_| DropReason::WriteError)?;
+            if self.out.len() + frame.len() > cap {
+                return Err(DropReason::SlowConsumer);
+            }
+        }
+        self.queue_frame(frame, now);
+        Ok(written)
     }
 
     fn note_queued(&mut self, now: Instant) {
@@ -268,23 +565,187 @@ impl Conn {
                     written += n;
                     self.last_progress = now;
                 }
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(written),
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) if would_block(&err) => return Ok(written),
+                Err(err) if interrupted(&err) => {}
                 Err(err) => return Err(err),
             }
         }
     }
 
-    /// Stops taking requests: answer what is queued, then close.
-    pub(crate) fn close_after_flush(&mut self) {
+    /// What comes next for a connection whose queue is written out: a closing connection
+    /// that owes nothing more lingers (until `linger_until`); one taking requests reads again
+    /// or answers the requests that waited for this output.
+    pub(crate) fn flushed(&mut self, linger_until: Instant) -> AfterFlush {
+        if self.has_output() {
+            return AfterFlush::Wait;
+        }
+        match self.phase {
+            // A parked response is still to come: it is written before the connection shuts.
+            Phase::Closing if self.parked.is_none() => {
+                self.linger(linger_until);
+                AfterFlush::Drain
+            }
+            Phase::Requests if self.read_paused => AfterFlush::Read,
+            Phase::Requests if !self.input.is_empty() => AfterFlush::Answer,
+            _ => AfterFlush::Wait,
+        }
+    }
+
+    // ---- Phases -----------------------------------------------------------------------------
+
+    /// The stream handler answered: the connection now belongs to `channels`, and waits to be
+    /// attached to them.
+    pub(crate) fn start_streaming(&mut self, channels: Box<[String]>) {
         debug_assert!(
-            !matches!(self.phase, Phase::Lingering { .. }),
-            "already past closing"
+            matches!(self.phase, Phase::Requests) && self.parked.is_none(),
+            "a stream starts from a request"
         );
-        self.phase = Phase::Closing;
+        self.phase = Phase::Streaming {
+            channels,
+            attached: false,
+        };
+        // A stream holds no request state: free the read buffer.
         self.input = Vec::new();
         self.request_started = None;
     }
+
+    /// Attaches a stream waiting for its replay; `false` when it is not one (it closed or the
+    /// server is shutting down meanwhile).
+    pub(crate) fn attach(&mut self) -> bool {
+        match &mut self.phase {
+            Phase::Streaming { attached, .. } if !*attached => {
+                *attached = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn is_streaming(&self) -> bool {
+        matches!(self.phase, Phase::Streaming { .. })
+    }
+
+    /// The channels of a stream (attached or not); empty for other connections.
+    pub(crate) fn channels(&self) -> &[String] {
+        match &self.phase {
+            Phase::Streaming { channels, .. } => channels,
+            _ => &[],
+        }
+    }
+
+    /// Whether this is a stream attached to `channel` (to any channel, for `None`).
+    pub(crate) fn is_attached_to(&self, channel: Option<&str>) -> bool {
+        match &self.phase {
+            Phase::Streaming {
+                channels,
+                attached: true,
+            } => channel.is_none_or(|wanted| channels.iter().any(|c| c == wanted)),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn is_lingering(&self) -> bool {
+        matches!(self.phase, Phase::Lingering { .. })
+    }
+
+    /// Stops taking requests: answer what is queued (and what is parked), then close.
+    pub(crate) fn close_after_flush(&mut self) {
+        debug_assert!(!self.is_lingering(), "already past closing");
+        self.phase = Phase::Closing;
+        self.input = Vec::new();
+        self.request_started = None;
+        self.read_paused = false;
+    }
+
+    /// The server is shutting down: finish what is owed, then close. Returns a stream's
+    /// channels, which it leaves now.
+    pub(crate) fn shut_down(&mut self) -> Option<Box<[String]>> {
+        debug_assert!(
+            self.owes_output(),
+            "a connection owing nothing closes at once"
+        );
+        let channels = match &mut self.phase {
+            Phase::Streaming { channels, .. } => Some(std::mem::take(channels)),
+            _ => None,
+        };
+        self.close_after_flush();
+        channels
+    }
+
+    /// Everything owed is written: shut the write side and drain the client's input until it
+    /// hangs up or `until`.
+    fn linger(&mut self, until: Instant) {
+        debug_assert!(
+            matches!(self.phase, Phase::Closing) && !self.owes_output(),
+            "only a closing connection that owes nothing lingers"
+        );
+        let _ = self.socket.shutdown(Shutdown::Write);
+        self.phase = Phase::Lingering { until };
+    }
+
+    // ---- Parked responses -------------------------------------------------------------------
+
+    /// Holds a response until the broker acknowledges the publishes its handler made.
+    pub(crate) fn park(&mut self, parked: Parked) {
+        debug_assert!(
+            matches!(self.phase, Phase::Requests) && self.parked.is_none(),
+            "one parked response, while taking requests"
+        );
+        self.parked = Some(Box::new(parked));
+    }
+
+    pub(crate) fn parked_mut(&mut self) -> Option<&mut Parked> {
+        self.parked.as_deref_mut()
+    }
+
+    pub(crate) fn take_parked(&mut self) -> Option<Parked> {
+        self.parked.take().map(|parked| *parked)
+    }
+
+    /// Whether this connection takes requests (it is not streaming, closing or lingering).
+    pub(crate) fn takes_requests(&self) -> bool {
+        matches!(self.phase, Phase::Requests)
+    }
+
+    // ---- Timers -----------------------------------------------------------------------------
+
+    /// What the connection's timers call for at `now`, under `config`'s timeouts.
+    pub(crate) fn due(&self, now: Instant, config: &Config) -> Option<Due> {
+        if let Some(parked) = &self.parked {
+            let late = now.duration_since(parked.since) >= PUBLISH_ACK_TIMEOUT;
+            return late.then_some(Due::Unacknowledged);
+        }
+        if self.has_output() && now.duration_since(self.last_progress) >= config.write_timeout() {
+            return Some(Due::Close(DropReason::Stalled));
+        }
+        match &self.phase {
+            Phase::Requests => match self.request_started {
+                Some(at) if now.duration_since(at) >= config.max_request_age() => {
+                    Some(Due::RequestTimeout(at))
+                }
+                Some(_) => None,
+                None if self.has_output() => None,
+                None if now.duration_since(self.idle_since) >= config.keep_alive_timeout() => {
+                    Some(Due::Close(DropReason::HangUp))
+                }
+                None => Some(Due::Idle),
+            },
+            // A stream waiting for its replay has not even had its head yet.
+            Phase::Streaming { attached, .. } => (*attached
+                && now.duration_since(self.last_queued) >= config.heartbeat_interval())
+            .then_some(Due::Heartbeat),
+            Phase::Closing => None,
+            Phase::Lingering { until } => (now >= *until).then_some(Due::Close(DropReason::HangUp)),
+        }
+    }
+}
+
+pub(crate) fn would_block(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::WouldBlock
+}
+
+pub(crate) fn interrupted(err: &io::Error) -> bool {
+    err.kind() == io::ErrorKind::Interrupted
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! The channel registry: which stream connections listen to which channel, each channel's
-//! recent history, and event ids.
+//! recent history, and event ids; with the `redis` feature, the broker that carries all of it
+//! between nodes.
 //!
 //! The hub maps channels to connection [`Token`]s, never to sockets, so the event loop stays
 //! the only owner of sockets. Publishing serializes an event once into a shared frame; the loop
@@ -9,22 +10,17 @@ use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::BuildHasher;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mio::Token;
+use mio::{Token, Waker};
 
-use crate::{Event, IntoResponse, Response, Status};
-
-/// An event serialized once, shared by every subscriber's write queue.
-pub(crate) type Frame = Arc<[u8]>;
-
-/// The name of the event that tells a reconnecting client it missed events.
-///
-/// A stream whose `Last-Event-ID` is older than its channels' history, or comes from an earlier
-/// run of the server, starts with `event: reset` (data: `events were missed`), then the history
-/// the server still has, then live events.
-pub const RESET_EVENT: &str = "reset";
+#[cfg(feature = "redis")]
+use crate::broker::{Broker, BrokerDown, BrokerMsg};
+use crate::config::Config;
+use crate::response::{IntoResponse, Response, Status};
+use crate::sse::{Event, Frame};
 
 /// History and id settings of a [`Hub`].
 #[derive(Debug, Clone, Copy)]
@@ -32,6 +28,16 @@ pub(crate) struct HistoryLimits {
     pub(crate) events: usize,
     pub(crate) bytes: usize,
     pub(crate) idle_ttl: Duration,
+}
+
+impl From<&Config> for HistoryLimits {
+    fn from(config: &Config) -> HistoryLimits {
+        HistoryLimits {
+            events: config.history_events(),
+            bytes: config.history_bytes(),
+            idle_ttl: config.history_ttl(),
+        }
+    }
 }
 
 /// Why a publish did not happen. As a response it is a 503.
@@ -62,6 +68,18 @@ impl IntoResponse for PublishError {
     }
 }
 
+#[cfg(feature = "redis")]
+impl From<BrokerDown> for PublishError {
+    fn from(down: BrokerDown) -> PublishError {
+        match down {
+            BrokerDown::Unreachable => {
+                PublishError::Unavailable("the Redis broker is unreachable".into())
+            }
+            BrokerDown::Stopped => PublishError::Closed,
+        }
+    }
+}
+
 struct Entry {
     seq: u64,
     /// The id a handler chose, when it did not take the generated one.
@@ -77,6 +95,23 @@ struct Channel {
     /// Every event of this channel with `seq > floor` is still in `history`.
     floor: u64,
     last_publish: Option<Instant>,
+}
+
+/// What the broker answered that the loop must act on, in the order it answered. (Events it
+/// delivered are queued for fan-out by the hub itself.)
+#[derive(Debug)]
+#[cfg_attr(not(feature = "redis"), allow(dead_code))]
+pub(crate) enum Remote {
+    /// A new stream's replay arrived: send it, then attach the stream to its channels.
+    Attach {
+        token: Token,
+        reset: bool,
+        frames: Vec<Frame>,
+    },
+    /// Redis took (or, unless `ok`, refused) one of the publishes `token`'s response waits for.
+    Acked { token: Token, ok: bool },
+    /// Events were lost for a channel (or, for `None`, every channel: Redis lost its data).
+    Reset(Option<String>),
 }
 
 /// What a new stream gets before live events.
@@ -105,12 +140,14 @@ pub struct Hub {
     published: u64,
     /// Subscriptions across all channels.
     subscriptions: usize,
-    /// Publishes handed to the broker during the current handler call, awaiting Redis.
+    /// Publishes handed to the broker since the last [`Hub::await_acks`], awaiting Redis.
     tickets: Vec<u64>,
+    /// Which connection's response waits for each outstanding publish.
+    awaiting: HashMap<u64, Token>,
     /// Local streams attached or waiting to attach, per channel (with a broker).
     interest: HashMap<String, usize>,
     #[cfg(feature = "redis")]
-    broker: Option<crate::broker::Broker>,
+    broker: Option<Broker>,
 }
 
 impl fmt::Debug for Hub {
@@ -126,12 +163,7 @@ impl Default for Hub {
     /// A hub with the default history limits, detached from any server: for testing handlers
     /// by hand (see [`Ctx::new`](crate::Ctx::new)).
     fn default() -> Hub {
-        let config = crate::Config::default();
-        Hub::new(HistoryLimits {
-            events: config.history_events(),
-            bytes: config.history_bytes(),
-            idle_ttl: config.history_ttl(),
-        })
+        Hub::new(HistoryLimits::from(&Config::default()))
     }
 }
 
@@ -147,10 +179,24 @@ impl Hub {
             published: 0,
             subscriptions: 0,
             tickets: Vec::new(),
+            awaiting: HashMap::new(),
             interest: HashMap::new(),
             #[cfg(feature = "redis")]
             broker: None,
         }
+    }
+
+    /// The hub of a server with `config`: with a Redis URL (feature `redis`), connected to its
+    /// broker, whose threads wake the loop through `waker`. Only a malformed URL fails here.
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    pub(crate) fn start(config: &Config, waker: &Arc<Waker>) -> std::io::Result<Hub> {
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut hub = Hub::new(HistoryLimits::from(config));
+        #[cfg(feature = "redis")]
+        if let Some(url) = config.redis_url() {
+            hub.broker = Some(Broker::start(url, config.history_events(), waker.clone())?);
+        }
+        Ok(hub)
     }
 
     /// Publishes `event` to every subscriber of `channel`, and keeps it in the channel's history.
@@ -259,27 +305,66 @@ impl Hub {
         false
     }
 
-    #[cfg(feature = "redis")]
-    pub(crate) fn connect(&mut self, broker: crate::broker::Broker) {
-        self.broker = Some(broker);
-    }
-
-    #[cfg(feature = "redis")]
-    pub(crate) fn broker(&self) -> Option<&crate::broker::Broker> {
-        self.broker.as_ref()
-    }
-
-    /// The tickets of publishes made since the last call, each acknowledged by the broker.
-    pub(crate) fn take_tickets(&mut self) -> Vec<u64> {
-        std::mem::take(&mut self.tickets)
-    }
-
-    /// A delivered event (from the broker): queued for this channel's local subscribers.
-    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
-    pub(crate) fn deliver(&mut self, channel: String, frame: Frame) {
-        if self.subscribers(&channel) > 0 {
-            self.pending.push((channel, frame));
+    /// Whether the broker is reachable, as a flag other threads can read; `None` without one.
+    pub(crate) fn availability(&self) -> Option<Arc<AtomicBool>> {
+        #[cfg(feature = "redis")]
+        if let Some(broker) = &self.broker {
+            return Some(broker.up_flag());
         }
+        None
+    }
+
+    /// Ties the publishes made since the last call to `token`'s response, which waits for the
+    /// broker to acknowledge them (`None`: nobody waits); returns how many it waits for.
+    pub(crate) fn await_acks(&mut self, token: Option<Token>) -> usize {
+        let count = self.tickets.len();
+        match token {
+            Some(token) => self
+                .awaiting
+                .extend(self.tickets.drain(..).map(|t| (t, token))),
+            None => self.tickets.clear(),
+        }
+        count
+    }
+
+    /// Forgets the publishes `token`'s response waited for, whose acknowledgements came too
+    /// late: they must not count for a later response on the same connection.
+    pub(crate) fn forget_acks(&mut self, token: Token) {
+        self.awaiting.retain(|_, waiting| *waiting != token);
+    }
+
+    /// The broker's next answer, in order; `None` when there is none for now. Events it
+    /// delivered are queued for fan-out on the way, so they reach the streams already attached
+    /// before a stream attached by a later answer subscribes.
+    pub(crate) fn next_remote(&mut self) -> Option<Remote> {
+        #[cfg(feature = "redis")]
+        while let Some(msg) = self.broker.as_ref().and_then(Broker::try_recv) {
+            match msg {
+                BrokerMsg::Deliver { channel, frame } => {
+                    if self.subscribers(&channel) > 0 {
+                        self.pending.push((channel, frame));
+                    }
+                }
+                BrokerMsg::Attach {
+                    token,
+                    reset,
+                    frames,
+                } => {
+                    return Some(Remote::Attach {
+                        token,
+                        reset,
+                        frames,
+                    })
+                }
+                BrokerMsg::Acked { ticket, ok } => {
+                    if let Some(token) = self.awaiting.remove(&ticket) {
+                        return Some(Remote::Acked { token, ok });
+                    }
+                }
+                BrokerMsg::Reset(channel) => return Some(Remote::Reset(channel)),
+            }
+        }
+        None
     }
 
     /// Asks the broker for a new stream's replay, keeping its channels of interest meanwhile.

@@ -67,6 +67,9 @@
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
 
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
 #[cfg(feature = "redis")]
 mod broker;
 mod config;
@@ -80,9 +83,6 @@ mod macros;
 mod metrics;
 mod param;
 pub mod parse;
-#[doc(hidden)]
-#[path = "private.rs"]
-pub mod __private;
 mod request;
 mod response;
 mod route;
@@ -94,7 +94,7 @@ mod stats;
 pub use config::Config;
 pub use error::{status_for, Error};
 pub use house_macros::{closing_handler, stream_handler, FromParam};
-pub use hub::{Hub, PublishError, RESET_EVENT};
+pub use hub::{Hub, PublishError};
 pub use limit::RateLimited;
 pub use metrics::metrics_route;
 pub use param::{Bounded, FromParam, ParamError};
@@ -105,7 +105,7 @@ pub use route::{
 };
 pub use server::{Handle, Server};
 pub use session::{Session, SessionError};
-pub use sse::{comment, Event};
+pub use sse::{comment, Event, RESET_EVENT};
 pub use stats::{DropReason, Stats};
 
 /// Limits and their defaults.

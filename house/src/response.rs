@@ -303,6 +303,17 @@ impl Response {
     /// Writes the status line and headers, including `Content-Length` and, when `close` is set,
     /// `Connection: close`.
     pub fn write_head(&self, out: &mut Vec<u8>, close: bool) {
+        let length = self.status.allows_body().then(|| self.body.len());
+        self.write_head_framed(out, length, close);
+    }
+
+    /// Writes the head of a response whose body has no length and runs until the connection
+    /// closes (an event stream): no `Content-Length`, and `Connection: close`.
+    pub(crate) fn write_open_head(&self, out: &mut Vec<u8>) {
+        self.write_head_framed(out, None, true);
+    }
+
+    fn write_head_framed(&self, out: &mut Vec<u8>, length: Option<u64>, close: bool) {
         use std::io::Write as _;
         // Writing into a Vec cannot fail.
         let _ = write!(
@@ -317,8 +328,8 @@ impl Response {
             out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
         }
-        if self.status.allows_body() {
-            let _ = write!(out, "Content-Length: {}\r\n", self.body.len());
+        if let Some(length) = length {
+            let _ = write!(out, "Content-Length: {length}\r\n");
         }
         if close {
             out.extend_from_slice(b"Connection: close\r\n");

@@ -1,8 +1,22 @@
-//! Server-Sent Events framing: an [`Event`] builder and its exact wire bytes.
+//! Server-Sent Events framing: an [`Event`] builder and its exact wire bytes, the shared
+//! [`Frame`] a published event becomes, and the head and signals of a stream response.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
+
+use crate::response::{Response, Status};
+
+/// An event serialized once, shared by every subscriber's write queue.
+pub(crate) type Frame = Arc<[u8]>;
+
+/// The name of the event that tells a reconnecting client it missed events.
+///
+/// A stream whose `Last-Event-ID` is older than its channels' history, or comes from an earlier
+/// run of the server, starts with `event: reset` (data: `events were missed`), then the history
+/// the server still has, then live events.
+pub const RESET_EVENT: &str = "reset";
 
 /// One Server-Sent Event.
 ///
@@ -151,6 +165,29 @@ pub fn comment(text: &str) -> Vec<u8> {
     out
 }
 
+/// The `reset` event's bytes: the client missed events (see [`RESET_EVENT`]).
+pub(crate) fn reset_event() -> Vec<u8> {
+    Event::new("events were missed")
+        .event(RESET_EVENT)
+        .to_bytes()
+}
+
+/// The head of a stream response, then the `retry:` hint when there is one. The body has no
+/// length: it runs until the connection closes. Proxies are told not to buffer it.
+pub(crate) fn stream_head(retry: Option<Duration>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(160);
+    Response::new(Status::OK)
+        .with_header("Content-Type", "text/event-stream")
+        .with_header("Cache-Control", "no-cache")
+        .with_header("X-Accel-Buffering", "no")
+        .write_open_head(&mut out);
+    if let Some(retry) = retry {
+        field(&mut out, "retry", &retry.as_millis().to_string());
+        out.push(b'\n');
+    }
+    out
+}
+
 fn field(out: &mut Vec<u8>, name: &str, value: &str) {
     out.extend_from_slice(name.as_bytes());
     if value.is_empty() {
@@ -203,6 +240,16 @@ mod tests {
     #[should_panic(expected = "one line")]
     fn event_with_cr_is_rejected() {
         let _ = Event::new("x").event("a\rb");
+    }
+
+    #[test]
+    fn stream_head_has_no_length_and_closes() {
+        assert_eq!(
+            String::from_utf8(stream_head(Some(Duration::from_secs(2)))).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
+             X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 2000\n\n"
+        );
+        assert!(stream_head(None).ends_with(b"Connection: close\r\n\r\n"));
     }
 
     #[test]

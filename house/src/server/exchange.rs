@@ -1,0 +1,250 @@
+//! Stage: one request's way from the socket to its answer. Reads what a connection sent,
+//! takes each complete request in order, finds its route, runs its handler, and queues the
+//! response (or parks it until the broker has the handler's events, or hands the connection
+//! to the streams stage).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use mio::Token;
+
+use super::Server;
+use crate::conn::{Conn, Exchange, FileBody, Parked, Taken};
+use crate::hub::PublishError;
+use crate::request::{Method, Version};
+use crate::response::{Body, IntoResponse, Response, Status};
+use crate::route::{Ctx, Handler, Lookup, Subscribe};
+use crate::session::Session;
+use crate::stats::DropReason;
+
+/// What a handler produced.
+enum Outcome {
+    Respond(Response),
+    Stream(Subscribe),
+    Panicked,
+}
+
+impl Server {
+    /// Reads until `WouldBlock` (or the end), then acts on it; for calls not prompted by a
+    /// readiness event, where a hang-up may be waiting unannounced.
+    pub(super) fn read(&mut self, token: Token) {
+        self.read_some(token, true);
+    }
+
+    /// Reads what the socket has (see [`Conn::receive`]), answers the requests it completes,
+    /// and closes the connection if the client hung up and nothing more is owed.
+    pub(super) fn read_some(&mut self, token: Token, to_the_end: bool) {
+        let max_size = self.config.max_request_size();
+        let now = self.now;
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let hung_up = match conn.receive(&mut self.scratch, max_size, to_the_end, now) {
+            Ok(hung_up) => hung_up,
+            Err(err) => {
+                log::debug!("{}: read failed: {err}", conn.peer());
+                self.close(token, DropReason::HangUp);
+                return;
+            }
+        };
+        self.process_requests(token);
+        if hung_up && self.conns.get_mut(&token).is_some_and(Conn::hang_up) {
+            self.close(token, DropReason::HangUp);
+        }
+    }
+
+    /// Answers every complete request in the connection's input, in order, while it is ready
+    /// for one.
+    pub(super) fn process_requests(&mut self, token: Token) {
+        let max_size = self.config.max_request_size();
+        let max_headers = self.config.max_headers();
+        loop {
+            let Some(conn) = self.conns.get_mut(&token) else {
+                return;
+            };
+            match conn.take_request(max_size, max_headers, self.now) {
+                None => return,
+                Some(Err((err, started))) => {
+                    log::debug!("{}: bad request: {err}", conn.peer());
+                    self.respond(token, Response::from(err), Exchange::unparsed(started));
+                    return;
+                }
+                Some(Ok(taken)) => self.dispatch(token, taken),
+            }
+        }
+    }
+
+    /// Runs the request's handler and queues its answer.
+    fn dispatch(&mut self, token: Token, taken: Taken) {
+        let Taken {
+            request,
+            keep_alive,
+            started,
+        } = taken;
+        // Once shutting down, every answer closes its connection.
+        let keep_alive = keep_alive && self.shutdown_deadline.is_none();
+        let exchange = Exchange::of(&request, keep_alive, started);
+        self.refresh_gauges();
+        let handler = match self.routes.lookup(request.path(), request.method()) {
+            Lookup::NotFound => {
+                let detail = format!("no handler for `{}`", request.path());
+                let response = Response::error(Status::NOT_FOUND, detail);
+                return self.respond(token, response, exchange);
+            }
+            Lookup::WrongMethod(allowed) => {
+                let detail = format!("`{}` accepts {}", request.path(), allowed.allow_header());
+                let response = Response::error(Status::METHOD_NOT_ALLOWED, detail)
+                    .with_header("Allow", allowed.allow_header());
+                return self.respond(token, response, exchange);
+            }
+            Lookup::Found(route) => route.handler(),
+        };
+        // Only a closing handler's response can carry a new session's cookie.
+        let may_create = matches!(handler, Handler::Closing(_));
+        let session = Session::open(&mut self.sessions, &request, may_create, self.now);
+        let mut ctx = Ctx::new(&request, &mut self.hub)
+            .with_stats(&self.stats)
+            .with_session(session);
+        // A panicking handler answers 500 to its own request; everyone else is served on.
+        let outcome = match handler {
+            Handler::Closing(handler) => {
+                match catch_unwind(AssertUnwindSafe(|| handler(&mut ctx))) {
+                    Ok(response) => Outcome::Respond(response),
+                    Err(_) => Outcome::Panicked,
+                }
+            }
+            Handler::Stream(handler) => {
+                match catch_unwind(AssertUnwindSafe(|| handler(&mut ctx))) {
+                    Ok(Ok(subscribe)) => Outcome::Stream(subscribe),
+                    Ok(Err(response)) => Outcome::Respond(response),
+                    Err(_) => Outcome::Panicked,
+                }
+            }
+        };
+        let cookie = ctx.session.close(!matches!(outcome, Outcome::Panicked));
+        match outcome {
+            Outcome::Respond(response) => {
+                let response = match cookie {
+                    Some(cookie) => response.append_header("Set-Cookie", cookie),
+                    None => response,
+                };
+                match self.hub.await_acks(Some(token)) {
+                    0 => self.respond(token, response, exchange),
+                    awaiting => self.park(token, response, exchange, awaiting),
+                }
+            }
+            Outcome::Stream(subscribe) => {
+                self.hub.await_acks(None);
+                self.start_stream(token, &request, subscribe, exchange);
+            }
+            Outcome::Panicked => {
+                self.hub.await_acks(None);
+                log::warn!("{}: the handler panicked", exchange.path);
+                let response = Response::error(Status::INTERNAL_SERVER_ERROR, "the handler failed");
+                self.respond(token, response, exchange);
+            }
+        }
+    }
+
+    /// Queues a response; unless the exchange keeps the connection alive, the connection
+    /// closes once it is written.
+    pub(super) fn respond(&mut self, token: Token, response: Response, exchange: Exchange<'_>) {
+        let now = self.now;
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        let close = !exchange.keep_alive || !conn.takes_requests();
+        let response = if !close && exchange.version == Version::Http10 {
+            response.with_header("Connection", "keep-alive")
+        } else {
+            response
+        };
+        let status = response.status();
+        let mut head = Vec::with_capacity(256);
+        response.write_head(&mut head, close);
+        let send_body = exchange.method != Some(Method::Head) && status.allows_body();
+        let mut bytes = head.len() as u64;
+        match response.into_body() {
+            Body::Bytes(body) if send_body => {
+                bytes += body.len() as u64;
+                head.extend_from_slice(&body);
+                conn.queue(head, now);
+            }
+            Body::File { file, len } if send_body => {
+                bytes += len;
+                conn.queue(head, now);
+                conn.queue_file(FileBody::new(file, len));
+            }
+            _ => conn.queue(head, now),
+        }
+        if close {
+            conn.close_after_flush();
+        }
+        self.dirty.mark(token, conn);
+        self.stats.count_response(status);
+        if log::log_enabled!(log::Level::Info) {
+            log::info!(
+                "{} {} {} {}B {:?}",
+                exchange.method.map_or("-", Method::as_str),
+                exchange.path,
+                status.code(),
+                bytes,
+                exchange.started.elapsed()
+            );
+        }
+    }
+
+    /// Holds a response until the broker acknowledges the `awaiting` publishes its handler
+    /// made; the connection answers nothing else meanwhile.
+    fn park(&mut self, token: Token, response: Response, exchange: Exchange<'_>, awaiting: usize) {
+        let now = self.now;
+        if let Some(conn) = self.conns.get_mut(&token) {
+            conn.park(Parked {
+                response,
+                exchange: exchange.into_owned(),
+                since: now,
+                awaiting,
+                failed: false,
+            });
+        }
+    }
+
+    /// The broker took (or refused) one of the publishes `token`'s parked response waits for.
+    pub(super) fn acknowledge(&mut self, token: Token, ok: bool) {
+        let Some(parked) = self.conns.get_mut(&token).and_then(Conn::parked_mut) else {
+            return;
+        };
+        parked.failed |= !ok;
+        parked.awaiting = parked.awaiting.saturating_sub(1);
+        if parked.awaiting == 0 {
+            self.release(token, false);
+        }
+    }
+
+    /// Sends a parked response, a 503 if a publish failed or the acknowledgements are `late`,
+    /// and goes on with pipelined requests.
+    pub(super) fn release(&mut self, token: Token, late: bool) {
+        let Some(parked) = self.conns.get_mut(&token).and_then(Conn::take_parked) else {
+            return;
+        };
+        if late {
+            // Acknowledgements that come after this must not count for a later response.
+            self.hub.forget_acks(token);
+        }
+        let response = if parked.failed || late {
+            PublishError::Unavailable("Redis did not take the event".into()).into_response()
+        } else {
+            parked.response
+        };
+        self.respond(token, response, parked.exchange);
+        self.process_requests(token);
+    }
+
+    /// Copies the gauges that are cheap to read into the stats.
+    pub(super) fn refresh_gauges(&mut self) {
+        self.stats.connections = self.conns.len() as u64;
+        self.stats.channels = self.hub.channels() as u64;
+        self.stats.subscribers = self.hub.subscriptions() as u64;
+        self.stats.events_published = self.hub.published();
+        self.stats.sessions = self.sessions.len() as u64;
+    }
+}

@@ -1,0 +1,138 @@
+//! Stage: streams. Starts a stream (its head, the replay of what a resuming client missed),
+//! attaches it to its channels, and fans each published event out to every subscriber.
+//!
+//! One rule keeps replays and live events from overlapping or leaving a gap: whatever was
+//! published before a stream subscribes is delivered to the subscribers already there first
+//! (`attach` and `signal_gap` begin by fanning out).
+
+use mio::Token;
+
+use super::Server;
+use crate::conn::Exchange;
+use crate::hub::Replay;
+use crate::request::{Method, Request};
+use crate::response::Status;
+use crate::route::Subscribe;
+use crate::sse::{reset_event, stream_head, Frame};
+
+impl Server {
+    /// Answers `200 text/event-stream`, replays missed events, and subscribes the connection.
+    pub(super) fn start_stream(
+        &mut self,
+        token: Token,
+        request: &Request,
+        subscribe: Subscribe,
+        exchange: Exchange<'_>,
+    ) {
+        let now = self.now;
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        self.stats.count_response(Status::OK);
+        log::info!(
+            "{} {} 200 stream {:?}",
+            exchange.method.map_or("-", Method::as_str),
+            exchange.path,
+            exchange.started.elapsed()
+        );
+        if request.method() == Method::Head {
+            conn.queue(stream_head(None), now);
+            conn.close_after_flush();
+            self.dirty.mark(token, conn);
+            return;
+        }
+        // The head goes out when the stream attaches (at once here, or when a broker's replay
+        // arrives), so a client that has it is subscribed.
+        conn.start_streaming(subscribe.channels().into());
+        self.stats.connections_streaming += 1;
+        let last_event_id = request
+            .header("last-event-id")
+            .or_else(|| request.param("last_event_id"))
+            .map(str::trim);
+        if last_event_id.is_some() {
+            self.stats.replays += 1;
+        }
+        if self.hub.is_remote() {
+            // The broker answers with the replay; the stream attaches then.
+            self.hub
+                .request_replay(token, subscribe.channels(), last_event_id);
+            return;
+        }
+        let replay = match last_event_id {
+            Some(id) => self.hub.replay(subscribe.channels(), id),
+            None => Replay::default(),
+        };
+        self.attach(token, replay.reset, replay.frames);
+    }
+
+    /// Sends a new stream its head and what it missed, then subscribes it to its channels.
+    pub(super) fn attach(&mut self, token: Token, reset: bool, frames: Vec<Frame>) {
+        // Published before this stream subscribes: for the streams already there (the new one
+        // has it in its replay, or started after it).
+        self.fan_out();
+        let now = self.now;
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if !conn.attach() {
+            return;
+        }
+        conn.queue(stream_head(self.config.retry_hint()), now);
+        if reset {
+            self.stats.gap_signals += 1;
+            conn.queue(reset_event(), now);
+        }
+        self.stats.events_delivered += frames.len() as u64;
+        for frame in frames {
+            conn.queue_frame(frame, now);
+        }
+        for channel in conn.channels() {
+            self.hub.subscribe(token, channel);
+        }
+        self.dirty.mark(token, conn);
+    }
+
+    /// Tells attached streams (of `channel`, or all) that they missed events.
+    pub(super) fn signal_gap(&mut self, channel: Option<&str>) {
+        // What was delivered before the gap was noticed goes first.
+        self.fan_out();
+        let now = self.now;
+        for (&token, conn) in self.conns.iter_mut() {
+            if !conn.is_attached_to(channel) {
+                continue;
+            }
+            self.stats.gap_signals += 1;
+            conn.queue(reset_event(), now);
+            self.dirty.mark(token, conn);
+        }
+    }
+
+    /// Queues every newly published event to its channel's subscribers. A subscriber whose
+    /// queue would pass the cap is a slow consumer: it is disconnected, nobody else waits.
+    pub(super) fn fan_out(&mut self) {
+        if !self.hub.has_pending() {
+            return;
+        }
+        let now = self.now;
+        let cap = self.config.subscriber_queue_cap();
+        let mut dropped = Vec::new();
+        for (channel, frame) in self.hub.take_pending() {
+            for token in self.hub.subscribers_of(&channel) {
+                let Some(conn) = self.conns.get_mut(&token) else {
+                    continue;
+                };
+                match conn.queue_event(frame.clone(), cap, now) {
+                    Ok(written) => {
+                        self.stats.bytes_written += written as u64;
+                        self.stats.events_delivered += 1;
+                        self.dirty.mark(token, conn);
+                    }
+                    Err(reason) => dropped.push((token, reason)),
+                }
+            }
+        }
+        for (token, reason) in dropped {
+            self.close(token, reason);
+        }
+    }
+}
