@@ -5,7 +5,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, Type};
 
 use crate::attr::{self, HandlerArgs, ParamArgs};
-use crate::valid::Errors;
+use crate::errors::Errors;
 
 /// Which macro is expanding.
 #[derive(Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{Expr, Ident, Lit, LitStr, Token, UnOp};
 
-use crate::valid::Errors;
+use crate::errors::Errors;
 
 mod kw {
     syn::custom_keyword!(path);

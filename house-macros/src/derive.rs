@@ -5,7 +5,7 @@ use quote::quote;
 use syn::{Data, DeriveInput, Fields};
 
 use crate::attr;
-use crate::valid::Errors;
+use crate::errors::Errors;
 
 /// `impl FromParam` matching each variant's name (kebab-case unless renamed).
 pub fn from_param(input: DeriveInput) -> syn::Result<TokenStream> {

@@ -10,7 +10,8 @@ use syn::{Expr, Item, Lit, LitFloat, ReturnType};
 
 use crate::ast::{Elem, Handler, Input, Kind, Param, Shape};
 use crate::attr::{Number, Rule};
-use crate::valid::{self, Errors};
+use crate::errors::Errors;
+use crate::valid;
 
 /// Expands `#[closing_handler]` / `#[stream_handler]` on `item`.
 pub fn handler(kind: Kind, args: TokenStream, item: Item) -> TokenStream {

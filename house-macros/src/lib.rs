@@ -57,6 +57,7 @@ use syn::parse_macro_input;
 mod ast;
 mod attr;
 mod derive;
+mod errors;
 mod expand;
 mod valid;
 

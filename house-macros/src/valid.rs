@@ -7,24 +7,7 @@ use syn::{Expr, Lit, Signature};
 
 use crate::ast::{Elem, Handler, Input, Kind, Param, Shape};
 use crate::attr::{Number, Rule};
-
-/// Collects independent errors so one compile reports them all.
-#[derive(Default)]
-pub struct Errors(Option<syn::Error>);
-
-impl Errors {
-    pub fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    /// `Err` with every collected error, if any.
-    pub fn finish(self) -> syn::Result<()> {
-        self.0.map_or(Ok(()), Err)
-    }
-}
+use crate::errors::Errors;
 
 /// What a handler's signature may not be.
 pub fn signature(sig: &Signature, errors: &mut Errors) {
