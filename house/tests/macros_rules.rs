@@ -5,7 +5,7 @@
 mod support;
 
 use house::{closing_handler, routes, Config};
-use support::{body_of, status_of, TestServer};
+use support::TestServer;
 
 #[closing_handler]
 fn room(#[param(max = 16)] room: String) -> String {
@@ -62,21 +62,13 @@ fn order(
     first + &second + &third
 }
 
+#[track_caller]
 fn check(rows: &[(&str, u16, &str)]) {
-    let server = TestServer::start(
+    TestServer::start(
         Config::default(),
         routes![room, message, age, ratio, tags, nick, pick, page, order],
-    );
-    for (target, status, body) in rows {
-        let response = server.get(target);
-        assert_eq!(status_of(&response), *status, "{target}: {response}");
-        let expected = if *status == 400 {
-            format!("400 Bad Request: {body}\n")
-        } else {
-            body.to_string()
-        };
-        assert_eq!(body_of(&response), expected, "{target}");
-    }
+    )
+    .check(rows);
 }
 
 #[test]

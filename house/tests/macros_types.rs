@@ -96,18 +96,9 @@ fn server() -> TestServer {
 }
 
 /// `(target, status, body)` rows, checked on one server.
+#[track_caller]
 fn check(rows: &[(&str, u16, &str)]) {
-    let server = server();
-    for (target, status, body) in rows {
-        let response = server.get(target);
-        assert_eq!(status_of(&response), *status, "{target}: {response}");
-        let expected = if *status == 400 {
-            format!("400 Bad Request: {body}\n")
-        } else {
-            body.to_string()
-        };
-        assert_eq!(body_of(&response), expected, "{target}");
-    }
+    server().check(rows);
 }
 
 #[test]

@@ -52,6 +52,22 @@ impl TestServer {
         )
     }
 
+    /// GETs each `(target, status, body)` row and asserts the response's status and body. A 400's
+    /// body is house's error page, so `body` is only its reason: `400 Bad Request: {body}\n`.
+    #[track_caller]
+    pub fn check(&self, rows: &[(&str, u16, &str)]) {
+        for (target, status, body) in rows {
+            let response = self.get(target);
+            assert_eq!(status_of(&response), *status, "{target}: {response}");
+            let expected = if *status == 400 {
+                format!("400 Bad Request: {body}\n")
+            } else {
+                body.to_string()
+            };
+            assert_eq!(body_of(&response), expected, "{target}");
+        }
+    }
+
     /// Stops the server and waits for `run` to return, with its result.
     pub fn stop(mut self) -> io::Result<()> {
         self.handle.shutdown();
