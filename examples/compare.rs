@@ -873,82 +873,133 @@ struct Row {
     medians: Vec<Option<f64>>,
 }
 
-/// The metrics reported per workload: (JSON key, name, unit, better, target).
-fn metrics(
-    workload: Workload,
-) -> &'static [(
-    &'static str,
-    &'static str,
-    &'static str,
-    Better,
-    &'static str,
-)] {
+/// A metric of the results table and the workloads it is reported for.
+#[derive(Debug)]
+struct Metric {
+    /// The workloads whose table gets this row.
+    workloads: &'static [Workload],
+    /// The key in the loadgen's (or wrk's) JSON figures.
+    key: &'static str,
+    name: &'static str,
+    unit: &'static str,
+    better: Better,
+    /// The target for house, as text; empty when there is none.
+    target: &'static str,
+}
+
+/// Every metric row, in table order: each workload's rows come out in the order they appear
+/// here. A metric whose target differs between workloads has one row per target.
+const METRICS: &[Metric] = {
     use Better::{Higher, Lower};
-    match workload {
-        Workload::Fanout1k => &[
-            ("deliveries_per_s", "deliveries/s", "", Higher, ""),
-            ("lat_p99_ms", "p99 latency", "ms", Lower, ""),
-            (
-                "server_cpu_us_per_delivery",
-                "server CPU per delivery",
-                "µs",
-                Lower,
-                "≤ 0.5× nchan",
-            ),
-            ("lost", "lost deliveries", "", Lower, "0"),
-        ],
-        Workload::Fanout10k => &[
-            ("deliveries_per_s", "deliveries/s", "", Higher, ""),
-            ("lat_p99_ms", "p99 latency", "ms", Lower, "≤ 50 ms"),
-            (
-                "server_cpu_us_per_delivery",
-                "server CPU per delivery",
-                "µs",
-                Lower,
-                "≤ 0.5× nchan",
-            ),
-            ("lost", "lost deliveries", "", Lower, "0"),
-        ],
-        Workload::Idle10k => &[(
-            "rss_per_conn_bytes",
-            "server RSS per connection",
-            "B",
-            Lower,
-            "≤ 2 KB, ≤ 0.2× nchan",
-        )],
-        Workload::Hello => &[
-            ("requests_per_s", "requests/s", "", Higher, "≥ 1.1× best"),
-            (
-                "server_cpu_us_per_request",
-                "server CPU per request",
-                "µs",
-                Lower,
-                "",
-            ),
-        ],
-        Workload::Flat1k | Workload::Pipelined1k => &[
-            ("deliveries_per_s", "deliveries/s", "", Higher, "≥ 2× best"),
-            (
-                "server_cpu_us_per_delivery",
-                "server CPU per delivery",
-                "µs",
-                Lower,
-                "",
-            ),
-            ("lat_p99_ms", "p99 latency", "ms", Lower, ""),
-            ("lost", "lost deliveries", "", Lower, "0"),
-        ],
-        Workload::Broadcast19k => &[
-            ("subscribed", "subscribers connected", "", Higher, "19,000"),
-            (
-                "delivered",
-                "deliveries (of subscribers × broadcasts)",
-                "",
-                Higher,
-                "all",
-            ),
-        ],
-    }
+    use Workload::{Broadcast19k, Fanout10k, Fanout1k, Flat1k, Hello, Idle10k, Pipelined1k};
+    const FANOUT: &[Workload] = &[Fanout1k, Fanout10k];
+    const FLAT: &[Workload] = &[Flat1k, Pipelined1k];
+    &[
+        Metric {
+            workloads: FANOUT,
+            key: "deliveries_per_s",
+            name: "deliveries/s",
+            unit: "",
+            better: Higher,
+            target: "",
+        },
+        Metric {
+            workloads: FLAT,
+            key: "deliveries_per_s",
+            name: "deliveries/s",
+            unit: "",
+            better: Higher,
+            target: "≥ 2× best",
+        },
+        // Flat out, CPU comes before latency; in the fanouts, after it.
+        Metric {
+            workloads: FLAT,
+            key: "server_cpu_us_per_delivery",
+            name: "server CPU per delivery",
+            unit: "µs",
+            better: Lower,
+            target: "",
+        },
+        Metric {
+            workloads: &[Fanout1k, Flat1k, Pipelined1k],
+            key: "lat_p99_ms",
+            name: "p99 latency",
+            unit: "ms",
+            better: Lower,
+            target: "",
+        },
+        Metric {
+            workloads: &[Fanout10k],
+            key: "lat_p99_ms",
+            name: "p99 latency",
+            unit: "ms",
+            better: Lower,
+            target: "≤ 50 ms",
+        },
+        Metric {
+            workloads: FANOUT,
+            key: "server_cpu_us_per_delivery",
+            name: "server CPU per delivery",
+            unit: "µs",
+            better: Lower,
+            target: "≤ 0.5× nchan",
+        },
+        Metric {
+            workloads: &[Fanout1k, Fanout10k, Flat1k, Pipelined1k],
+            key: "lost",
+            name: "lost deliveries",
+            unit: "",
+            better: Lower,
+            target: "0",
+        },
+        Metric {
+            workloads: &[Idle10k],
+            key: "rss_per_conn_bytes",
+            name: "server RSS per connection",
+            unit: "B",
+            better: Lower,
+            target: "≤ 2 KB, ≤ 0.2× nchan",
+        },
+        Metric {
+            workloads: &[Hello],
+            key: "requests_per_s",
+            name: "requests/s",
+            unit: "",
+            better: Higher,
+            target: "≥ 1.1× best",
+        },
+        Metric {
+            workloads: &[Hello],
+            key: "server_cpu_us_per_request",
+            name: "server CPU per request",
+            unit: "µs",
+            better: Lower,
+            target: "",
+        },
+        Metric {
+            workloads: &[Broadcast19k],
+            key: "subscribed",
+            name: "subscribers connected",
+            unit: "",
+            better: Higher,
+            target: "19,000",
+        },
+        Metric {
+            workloads: &[Broadcast19k],
+            key: "delivered",
+            name: "deliveries (of subscribers × broadcasts)",
+            unit: "",
+            better: Higher,
+            target: "all",
+        },
+    ]
+};
+
+/// The metrics reported for `workload`, in table order.
+fn metrics(workload: Workload) -> impl Iterator<Item = &'static Metric> {
+    METRICS
+        .iter()
+        .filter(move |metric| metric.workloads.contains(&workload))
 }
 
 fn median(mut values: Vec<f64>) -> Option<f64> {
@@ -968,7 +1019,7 @@ fn median(mut values: Vec<f64>) -> Option<f64> {
 fn table_rows(results: &[Value], workloads: &[Workload], servers: &[Kind]) -> Vec<Row> {
     let mut rows = Vec::new();
     for &workload in workloads {
-        for &(key, metric, unit, better, target) in metrics(workload) {
+        for metric in metrics(workload) {
             let mut medians = Vec::new();
             for kind in servers {
                 let values: Vec<f64> = results
@@ -978,16 +1029,16 @@ fn table_rows(results: &[Value], workloads: &[Workload], servers: &[Kind]) -> Ve
                             && r["workload"] == workload.name()
                             && r.get("error").is_none()
                     })
-                    .filter_map(|r| r.get(key).and_then(Value::as_f64))
+                    .filter_map(|r| r.get(metric.key).and_then(Value::as_f64))
                     .collect();
                 medians.push(median(values));
             }
             rows.push(Row {
                 workload,
-                metric,
-                unit,
-                better,
-                target,
+                metric: metric.name,
+                unit: metric.unit,
+                better: metric.better,
+                target: metric.target,
                 medians,
             });
         }
