@@ -9,14 +9,14 @@ use crate::errors::Errors;
 
 /// Which macro is expanding.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Closing,
     Stream,
 }
 
 impl Kind {
     /// The attribute's name, for messages.
-    pub fn attr(self) -> &'static str {
+    pub(crate) fn attr(self) -> &'static str {
         match self {
             Kind::Closing => "closing_handler",
             Kind::Stream => "stream_handler",
@@ -25,7 +25,7 @@ impl Kind {
 }
 
 /// A handler fn with its arguments understood.
-pub struct Handler {
+pub(crate) struct Handler {
     pub kind: Kind,
     /// The user's fn with our `#[param]` attributes removed, to re-emit as written.
     pub func: ItemFn,
@@ -34,7 +34,7 @@ pub struct Handler {
 }
 
 /// One fn argument.
-pub enum Input {
+pub(crate) enum Input {
     /// `&Request`.
     Request,
     /// `&Hub` or `&mut Hub`; the span is the argument's, for the "more than one" error.
@@ -46,7 +46,7 @@ pub enum Input {
 }
 
 /// An HTTP parameter: decoded through `FromParam`, then checked against its rules.
-pub struct Param {
+pub(crate) struct Param {
     /// The name clients send.
     pub name: String,
     /// Where the name comes from: the binding, or the `name = "…"` literal.
@@ -61,7 +61,7 @@ pub struct Param {
 /// The wrapper the macro sees around the element type (by name, so a type alias of `Option`
 /// counts as a plain type).
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Shape {
+pub(crate) enum Shape {
     One,
     Option,
     Vec,
@@ -69,7 +69,7 @@ pub enum Shape {
 
 /// What the rules know about the element type, by its last path segment.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum Elem {
+pub(crate) enum Elem {
     Str,
     Int {
         signed: bool,
@@ -84,7 +84,7 @@ pub enum Elem {
 
 impl Elem {
     /// The type's name in messages.
-    pub fn describe(self, ty: &Type) -> String {
+    pub(crate) fn describe(self, ty: &Type) -> String {
         match self {
             Elem::Json => "`Json`".to_owned(),
             _ => format!("`{}`", quote::quote!(#ty).to_string().replace(' ', "")),
@@ -94,7 +94,7 @@ impl Elem {
 
 impl Handler {
     /// Reads `func`'s arguments, stripping `#[param]` attributes; problems go to `errors`.
-    pub fn from_syn(
+    pub(crate) fn from_syn(
         kind: Kind,
         args: TokenStream,
         mut func: ItemFn,

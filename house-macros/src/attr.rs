@@ -26,11 +26,11 @@ mod kw {
 }
 
 /// The methods `methods = [...]` may list.
-pub const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
+pub(crate) const METHODS: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS"];
 
 /// The arguments of `#[closing_handler(...)]` / `#[stream_handler(...)]`.
 #[derive(Default)]
-pub struct HandlerArgs {
+pub(crate) struct HandlerArgs {
     /// `"/path"` or `path = "/path"`.
     pub path: Option<LitStr>,
     /// `methods = [GET, POST]`.
@@ -72,7 +72,7 @@ impl Parse for HandlerEntry {
 
 impl HandlerArgs {
     /// Parses the attribute's arguments, reporting each bad entry.
-    pub fn parse(args: TokenStream, errors: &mut Errors) -> HandlerArgs {
+    pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> HandlerArgs {
         let mut parsed = HandlerArgs::default();
         for entry in split(args) {
             match syn::parse2::<HandlerEntry>(entry) {
@@ -98,19 +98,19 @@ impl HandlerArgs {
 
 /// A number literal, maybe negated: `5`, `-3`, `0.5`.
 #[derive(Clone)]
-pub struct Number {
+pub(crate) struct Number {
     pub neg: Option<Token![-]>,
     pub lit: Lit,
 }
 
 impl Number {
     /// Whether it is an integer literal.
-    pub fn is_int(&self) -> bool {
+    pub(crate) fn is_int(&self) -> bool {
         matches!(self.lit, Lit::Int(_))
     }
 
     /// The value, for comparing bounds at compile time.
-    pub fn value(&self) -> f64 {
+    pub(crate) fn value(&self) -> f64 {
         let magnitude = match &self.lit {
             Lit::Int(int) => int.base10_parse::<f64>().unwrap_or(f64::MAX),
             Lit::Float(float) => float.base10_parse::<f64>().unwrap_or(f64::MAX),
@@ -124,7 +124,7 @@ impl Number {
     }
 
     /// The value as an exact integer, when it is one.
-    pub fn int(&self) -> Option<i128> {
+    pub(crate) fn int(&self) -> Option<i128> {
         let Lit::Int(int) = &self.lit else {
             return None;
         };
@@ -146,7 +146,7 @@ impl ToTokens for Number {
 
 /// One validation rule, kept in the order written so checks run in that order.
 #[derive(Clone)]
-pub enum Rule {
+pub(crate) enum Rule {
     /// `min = 5`: at least 5 characters, or a value of at least 5.
     Min(Ident, Number),
     /// `max = 16`.
@@ -161,7 +161,7 @@ pub enum Rule {
 
 impl Rule {
     /// The rule's key, for messages and spans.
-    pub fn key(&self) -> &Ident {
+    pub(crate) fn key(&self) -> &Ident {
         match self {
             Rule::Min(key, _)
             | Rule::Max(key, _)
@@ -174,7 +174,7 @@ impl Rule {
 
 /// The arguments of `#[param(...)]`.
 #[derive(Default)]
-pub struct ParamArgs {
+pub(crate) struct ParamArgs {
     /// `name = "room"`: the HTTP name, when it differs from the binding's.
     pub name: Option<LitStr>,
     /// `default = expr`: the value when the parameter is absent.
@@ -218,7 +218,7 @@ impl Parse for ParamEntry {
 
 impl ParamArgs {
     /// Parses the tokens inside `#[param(...)]`, reporting each bad entry.
-    pub fn parse(args: TokenStream, errors: &mut Errors) -> ParamArgs {
+    pub(crate) fn parse(args: TokenStream, errors: &mut Errors) -> ParamArgs {
         let mut parsed = ParamArgs::default();
         for entry in split(args) {
             match syn::parse2::<ParamEntry>(entry) {
@@ -383,12 +383,12 @@ fn methods(value: Expr) -> syn::Result<Vec<Ident>> {
 }
 
 /// Whether an attribute is our `#[param(...)]`.
-pub fn is_param(attr: &syn::Attribute) -> bool {
+pub(crate) fn is_param(attr: &syn::Attribute) -> bool {
     attr.path().is_ident("param")
 }
 
 /// The tokens inside `#[param(...)]` (`#[param]` alone has none).
-pub fn param_tokens(attr: &syn::Attribute) -> syn::Result<TokenStream> {
+pub(crate) fn param_tokens(attr: &syn::Attribute) -> syn::Result<TokenStream> {
     match &attr.meta {
         syn::Meta::Path(_) => Ok(TokenStream::new()),
         syn::Meta::List(list) => Ok(list.tokens.clone()),
@@ -400,7 +400,7 @@ pub fn param_tokens(attr: &syn::Attribute) -> syn::Result<TokenStream> {
 }
 
 /// `#[param(name = "dark")]` on an enum variant of `#[derive(FromParam)]`.
-pub fn variant_name(attr: &syn::Attribute) -> syn::Result<LitStr> {
+pub(crate) fn variant_name(attr: &syn::Attribute) -> syn::Result<LitStr> {
     attr.parse_args_with(|input: ParseStream| {
         input.parse::<kw::name>()?;
         input.parse::<Token![=]>()?;

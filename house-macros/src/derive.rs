@@ -8,7 +8,7 @@ use crate::attr;
 use crate::errors::Errors;
 
 /// `impl FromParam` matching each variant's name (kebab-case unless renamed).
-pub fn from_param(input: DeriveInput) -> syn::Result<TokenStream> {
+pub(crate) fn from_param(input: DeriveInput) -> syn::Result<TokenStream> {
     let Data::Enum(data) = &input.data else {
         return Err(syn::Error::new_spanned(
             &input.ident,

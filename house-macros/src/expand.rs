@@ -14,7 +14,7 @@ use crate::errors::Errors;
 use crate::valid;
 
 /// Expands `#[closing_handler]` / `#[stream_handler]` on `item`.
-pub fn handler(kind: Kind, args: TokenStream, item: Item) -> TokenStream {
+pub(crate) fn handler(kind: Kind, args: TokenStream, item: Item) -> TokenStream {
     let Item::Fn(func) = item else {
         let error = syn::Error::new_spanned(
             &item,

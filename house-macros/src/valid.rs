@@ -10,7 +10,7 @@ use crate::attr::{Number, Rule};
 use crate::errors::Errors;
 
 /// What a handler's signature may not be.
-pub fn signature(sig: &Signature, errors: &mut Errors) {
+pub(crate) fn signature(sig: &Signature, errors: &mut Errors) {
     // `async fn f()`: the event loop calls handlers synchronously, so there is no executor.
     if let Some(token) = &sig.asyncness {
         errors.push(syn::Error::new_spanned(
@@ -41,7 +41,7 @@ pub fn signature(sig: &Signature, errors: &mut Errors) {
 }
 
 /// Checks across the handler: its options, its context inputs, its parameters' names and rules.
-pub fn handler(handler: &Handler, errors: &mut Errors) {
+pub(crate) fn handler(handler: &Handler, errors: &mut Errors) {
     signature(&handler.func.sig, errors);
     // `#[closing_handler("send")]`: route paths are absolute.
     if let Some(path) = &handler.args.path {
