@@ -97,7 +97,7 @@ fn me(session: &Session) -> Json<Me> {
 
 /// How many messages a session may send per window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
+pub(crate) struct Rate {
     pub messages: u32,
     pub per: Duration,
 }
@@ -147,7 +147,7 @@ fn rate_limited(route: Route, rate: Rate) -> Route {
 
 /// The chat's routes: the four handlers (sending limited to `rate`), the page's script and
 /// style under `/static/`, and the server's metrics at `/metrics`.
-pub fn routes(rate: Rate) -> io::Result<Vec<Route>> {
+pub(crate) fn routes(rate: Rate) -> io::Result<Vec<Route>> {
     let mut routes = routes![index, source, me];
     for send in routes![send_message] {
         routes.push(rate_limited(send, rate));

@@ -14,10 +14,10 @@ use house::{Config, Handle, Server};
 // serves. Its `main` and flag parsing are only used by the binary.
 #[allow(dead_code)]
 #[path = "../../examples/chat.rs"]
-pub mod app;
+pub(crate) mod app;
 
 /// A running chat server; shut down and joined on drop.
-pub struct Chat {
+pub(crate) struct Chat {
     pub addr: SocketAddr,
     handle: Handle,
     thread: Option<JoinHandle<std::io::Result<()>>>,
@@ -25,7 +25,7 @@ pub struct Chat {
 
 /// Starts the chat app on `127.0.0.1:0`, with a send rate high enough for tests that send
 /// many messages from one address.
-pub fn spawn_chat() -> Chat {
+pub(crate) fn spawn_chat() -> Chat {
     spawn_chat_with(app::Rate {
         messages: 1000,
         per: Duration::from_secs(1),
@@ -34,7 +34,7 @@ pub fn spawn_chat() -> Chat {
 
 /// Starts the chat app on `127.0.0.1:0` with `rate` (the example's default is
 /// `app::Rate::default()`).
-pub fn spawn_chat_with(rate: app::Rate) -> Chat {
+pub(crate) fn spawn_chat_with(rate: app::Rate) -> Chat {
     let server =
         Server::bind("127.0.0.1:0", Config::default(), app::routes(rate).unwrap()).unwrap();
     let addr = server.local_addr();
@@ -65,7 +65,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Sends `raw` (a whole request, which should say `Connection: close`) and returns everything
 /// the server sends until it closes.
-pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
+pub(crate) fn exchange(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     stream.write_all(raw).unwrap();
@@ -75,12 +75,12 @@ pub fn exchange(addr: SocketAddr, raw: &[u8]) -> Vec<u8> {
 }
 
 /// A `GET` of `target` with `Connection: close` and `headers` (each `Name: value`), as text.
-pub fn get(addr: SocketAddr, target: &str, headers: &[&str]) -> Response {
+pub(crate) fn get(addr: SocketAddr, target: &str, headers: &[&str]) -> Response {
     request(addr, "GET", target, headers, "")
 }
 
 /// A request with `Connection: close`; a non-empty `body` is sent as a form.
-pub fn request(
+pub(crate) fn request(
     addr: SocketAddr,
     method: &str,
     target: &str,
@@ -103,14 +103,14 @@ pub fn request(
 
 /// A response split into status line, headers and body.
 #[derive(Debug)]
-pub struct Response {
+pub(crate) struct Response {
     pub status_line: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Response {
-    pub fn parse(bytes: &[u8]) -> Response {
+    pub(crate) fn parse(bytes: &[u8]) -> Response {
         let end = find(bytes, b"\r\n\r\n").expect("a complete response head");
         let head = std::str::from_utf8(&bytes[..end]).unwrap();
         let mut lines = head.split("\r\n");
@@ -129,12 +129,12 @@ impl Response {
     }
 
     /// The status code.
-    pub fn status(&self) -> u16 {
+    pub(crate) fn status(&self) -> u16 {
         self.status_line[9..12].parse().unwrap()
     }
 
     /// The value of header `name` (lower-case).
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n == name)
@@ -142,20 +142,20 @@ impl Response {
     }
 
     /// The body as text.
-    pub fn text(&self) -> &str {
+    pub(crate) fn text(&self) -> &str {
         std::str::from_utf8(&self.body).unwrap()
     }
 }
 
 /// An open SSE stream.
-pub struct Stream {
+pub(crate) struct Stream {
     stream: TcpStream,
     buf: Vec<u8>,
 }
 
 /// Subscribes to `target` (e.g. `/source?room=x`) and reads past the response head and the
 /// `retry:` hint, so the subscription is registered when this returns.
-pub fn subscribe(addr: SocketAddr, target: &str) -> Stream {
+pub(crate) fn subscribe(addr: SocketAddr, target: &str) -> Stream {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     write!(stream, "GET {target} HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
@@ -204,7 +204,7 @@ impl Stream {
     }
 
     /// The `data` of the next event, parsed as JSON.
-    pub fn next_json(&mut self) -> serde_json::Value {
+    pub(crate) fn next_json(&mut self) -> serde_json::Value {
         let block = self.next_block();
         let data: Vec<&str> = block
             .lines()

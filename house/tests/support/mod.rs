@@ -10,17 +10,17 @@ use std::time::{Duration, Instant};
 use house::{Config, Handle, Route, Server};
 
 /// How long any single wait in a test may take before the test fails.
-pub const PATIENCE: Duration = Duration::from_secs(10);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
 
 /// A running server that shuts down when dropped.
-pub struct TestServer {
+pub(crate) struct TestServer {
     pub addr: SocketAddr,
     pub handle: Handle,
     thread: Option<JoinHandle<io::Result<()>>>,
 }
 
 impl TestServer {
-    pub fn start(config: Config, routes: Vec<Route>) -> TestServer {
+    pub(crate) fn start(config: Config, routes: Vec<Route>) -> TestServer {
         let server = Server::bind("127.0.0.1:0", config, routes).unwrap();
         let addr = server.local_addr();
         let handle = server.handle();
@@ -32,21 +32,21 @@ impl TestServer {
         }
     }
 
-    pub fn connect(&self) -> TcpStream {
+    pub(crate) fn connect(&self) -> TcpStream {
         let stream = TcpStream::connect(self.addr).unwrap();
         stream.set_read_timeout(Some(PATIENCE)).unwrap();
         stream
     }
 
     /// Sends raw bytes on a new connection and returns everything until the server closes it.
-    pub fn exchange(&self, request: &[u8]) -> String {
+    pub(crate) fn exchange(&self, request: &[u8]) -> String {
         let mut stream = self.connect();
         stream.write_all(request).unwrap();
         read_to_close(&mut stream)
     }
 
     /// A `GET` with `Connection: close`; returns the raw response.
-    pub fn get(&self, target: &str) -> String {
+    pub(crate) fn get(&self, target: &str) -> String {
         self.exchange(
             format!("GET {target} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n").as_bytes(),
         )
@@ -55,7 +55,7 @@ impl TestServer {
     /// GETs each `(target, status, body)` row and asserts the response's status and body. A 400's
     /// body is house's error page, so `body` is only its reason: `400 Bad Request: {body}\n`.
     #[track_caller]
-    pub fn check(&self, rows: &[(&str, u16, &str)]) {
+    pub(crate) fn check(&self, rows: &[(&str, u16, &str)]) {
         for (target, status, body) in rows {
             let response = self.get(target);
             assert_eq!(status_of(&response), *status, "{target}: {response}");
@@ -69,7 +69,7 @@ impl TestServer {
     }
 
     /// Stops the server and waits for `run` to return, with its result.
-    pub fn stop(mut self) -> io::Result<()> {
+    pub(crate) fn stop(mut self) -> io::Result<()> {
         self.handle.shutdown();
         self.thread.take().unwrap().join().unwrap()
     }
@@ -85,7 +85,7 @@ impl Drop for TestServer {
 }
 
 /// Everything until the peer closes (or the read times out, which fails the test).
-pub fn read_to_close(stream: &mut TcpStream) -> String {
+pub(crate) fn read_to_close(stream: &mut TcpStream) -> String {
     let mut bytes = Vec::new();
     match stream.read_to_end(&mut bytes) {
         Ok(_) => {}
@@ -100,7 +100,7 @@ pub fn read_to_close(stream: &mut TcpStream) -> String {
 }
 
 /// Reads until `buffer` contains `pattern` `count` times; returns what was read so far.
-pub fn read_until_count(
+pub(crate) fn read_until_count(
     stream: &mut TcpStream,
     buffer: &mut Vec<u8>,
     pattern: &str,
@@ -136,12 +136,12 @@ pub fn read_until_count(
 }
 
 /// Reads until `pattern` appears once.
-pub fn read_until(stream: &mut TcpStream, pattern: &str) -> String {
+pub(crate) fn read_until(stream: &mut TcpStream, pattern: &str) -> String {
     let mut buffer = Vec::new();
     read_until_count(stream, &mut buffer, pattern, 1)
 }
 
-pub fn count_of(haystack: &[u8], needle: &str) -> usize {
+pub(crate) fn count_of(haystack: &[u8], needle: &str) -> usize {
     let needle = needle.as_bytes();
     if needle.is_empty() || haystack.len() < needle.len() {
         return 0;
@@ -153,7 +153,7 @@ pub fn count_of(haystack: &[u8], needle: &str) -> usize {
 }
 
 /// Opens an SSE subscription and reads until the stream's head (and retry hint) arrived.
-pub fn subscribe(server: &TestServer, target: &str) -> TcpStream {
+pub(crate) fn subscribe(server: &TestServer, target: &str) -> TcpStream {
     let mut stream = server.connect();
     stream
         .write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
@@ -163,7 +163,7 @@ pub fn subscribe(server: &TestServer, target: &str) -> TcpStream {
 }
 
 /// Polls `condition` until it holds, failing the test after [`PATIENCE`].
-pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
+pub(crate) fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + PATIENCE;
     while !condition() {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -172,7 +172,7 @@ pub fn wait_for(what: &str, mut condition: impl FnMut() -> bool) {
 }
 
 /// The status code of a raw response.
-pub fn status_of(response: &str) -> u16 {
+pub(crate) fn status_of(response: &str) -> u16 {
     response
         .get(9..12)
         .and_then(|code| code.parse().ok())
@@ -180,17 +180,17 @@ pub fn status_of(response: &str) -> u16 {
 }
 
 /// The body of a raw response.
-pub fn body_of(response: &str) -> &str {
+pub(crate) fn body_of(response: &str) -> &str {
     response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
 }
 
 /// File descriptors this process has open.
-pub fn open_fds() -> usize {
+pub(crate) fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
 }
 
 /// A route that reports how many subscribers `?channel=` has.
-pub fn count_route() -> Route {
+pub(crate) fn count_route() -> Route {
     Route::closing("/count", |ctx| {
         let channel = ctx.request.param("channel").unwrap_or("");
         ctx.hub.subscribers(channel).to_string()
@@ -198,7 +198,7 @@ pub fn count_route() -> Route {
 }
 
 /// `(id, data)` of every event in an SSE byte stream's text, in order.
-pub fn sse_events(text: &str) -> Vec<(String, String)> {
+pub(crate) fn sse_events(text: &str) -> Vec<(String, String)> {
     text.split("\n\n")
         .filter_map(|block| {
             let id = block.lines().find_map(|l| l.strip_prefix("id: "))?;
@@ -209,7 +209,7 @@ pub fn sse_events(text: &str) -> Vec<(String, String)> {
 }
 
 /// A subscriber to `target` with a tiny receive buffer, which never reads.
-pub fn stalled_subscriber(server: &TestServer, target: &str) -> TcpStream {
+pub(crate) fn stalled_subscriber(server: &TestServer, target: &str) -> TcpStream {
     let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     socket.set_recv_buffer_size(4096).unwrap();
     socket.connect(&server.addr.into()).unwrap();
