@@ -27,6 +27,16 @@ fn beyond_the_cap_new_connections_get_503_with_retry_after() {
     let refused = server.exchange(b"GET /hello HTTP/1.1\r\n\r\n");
     assert_eq!(status_of(&refused), 503, "{refused}");
     assert!(refused.contains("\r\nRetry-After: 1\r\n"), "{refused}");
+    // The whole body, as long as the head says: everything up to the close.
+    let body = body_of(&refused);
+    assert_eq!(
+        body,
+        "503 Service Unavailable: too many connections, retry soon\n"
+    );
+    assert!(
+        refused.contains(&format!("\r\nContent-Length: {}\r\n", body.len())),
+        "{refused}"
+    );
     drop(streams);
     // Once connections leave, new ones are served again.
     wait_for("a free slot", || status_of(&server.get("/hello")) == 200);
