@@ -6,9 +6,10 @@
 
 mod support;
 
-use std::io::Write;
-use std::net::{TcpListener, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
 use house::{Config, Event, Route, Subscribe};
 use support::*;
@@ -57,6 +58,20 @@ impl Redis {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
+    /// Makes Redis hold every write command (a node's `XADD` waits, so the response parked
+    /// behind it waits too) until [`WritesPaused::resume`]. Reads still run.
+    fn pause_writes(&self) -> WritesPaused {
+        let mut con = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        con.set_read_timeout(Some(PATIENCE)).unwrap();
+        let millis = PATIENCE.as_millis().to_string();
+        let reply = redis_command(&mut con, &["CLIENT", "PAUSE", &millis, "WRITE"]);
+        assert_eq!(reply, "+OK\r\n");
+        WritesPaused {
+            con,
+            since: Instant::now(),
+        }
+    }
+
     fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -69,6 +84,39 @@ impl Drop for Redis {
     }
 }
 
+/// A connection to Redis that paused its writes.
+struct WritesPaused {
+    con: TcpStream,
+    since: Instant,
+}
+
+impl WritesPaused {
+    fn resume(mut self) {
+        // The node's writer gives up on an `XADD` after 2 s (and answers 503): past that, a
+        // test meaning to see `200 sent` would be testing something else.
+        assert!(
+            self.since.elapsed() < Duration::from_millis(1500),
+            "the test was too slow: the publish may have timed out in Redis"
+        );
+        let reply = redis_command(&mut self.con, &["CLIENT", "UNPAUSE"]);
+        assert_eq!(reply, "+OK\r\n");
+    }
+}
+
+/// Sends one command on a raw connection and returns its reply line.
+fn redis_command(con: &mut TcpStream, args: &[&str]) -> String {
+    let mut command = format!("*{}\r\n", args.len());
+    for arg in args {
+        command.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
+    }
+    con.write_all(command.as_bytes()).unwrap();
+    read_until(con, "\r\n")
+}
+
+/// The body of `/bulk`: under the 256 KiB of responses that make the server stop answering
+/// pipelined requests, so the request after it is answered (or parked) at once.
+const BULK: usize = 250_000;
+
 fn routes() -> Vec<Route> {
     vec![
         Route::stream("/source", |ctx| {
@@ -80,11 +128,16 @@ fn routes() -> Vec<Route> {
             ctx.hub.publish(&room, Event::new(text)).map(|()| "sent")
         }),
         count_route(),
+        Route::closing("/bulk", |_| "x".repeat(BULK)),
     ]
 }
 
 fn node(redis: &Redis) -> TestServer {
-    let server = TestServer::start(Config::default().with_redis(redis.url()), routes());
+    node_with(Config::default().with_redis(redis.url()))
+}
+
+fn node_with(config: Config) -> TestServer {
+    let server = TestServer::start(config, routes());
     wait_for("the node to reach Redis", || {
         status_of(&server.get("/send?room=warmup&text=x")) == 200
     });
@@ -282,4 +335,210 @@ fn trimmed_history_sends_the_reset_signal() {
         !text.contains("data: t1\n"),
         "trimmed events cannot be replayed"
     );
+}
+
+/// Reads one response (its head and its `Content-Length` body) and returns it.
+fn read_response(stream: &mut TcpStream) -> String {
+    let mut bytes = Vec::new();
+    let mut byte = [0u8];
+    while !bytes.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).unwrap();
+        bytes.push(byte[0]);
+    }
+    let head = String::from_utf8(bytes).unwrap();
+    let len: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("Content-Length: "))
+        .unwrap_or_else(|| panic!("no Content-Length: {head}"))
+        .parse()
+        .unwrap();
+    let mut body = vec![0; len];
+    stream.read_exact(&mut body).unwrap();
+    head + &String::from_utf8_lossy(&body)
+}
+
+/// The stats once the node's warm-up is counted and its connections are gone, so later
+/// counts are this test's own.
+fn settled(server: &TestServer) -> house::Stats {
+    let mut stats = server.handle.stats();
+    wait_for("the warm-up to be counted", || {
+        stats = server.handle.stats();
+        stats.connections == 0 && stats.events_published > 0
+    });
+    stats
+}
+
+/// Shuts the server down and waits until it has begun to: its listener is closed then, so
+/// connecting is refused.
+fn begin_shutdown(server: &TestServer) {
+    server.handle.shutdown();
+    wait_for("shutdown to begin", || {
+        TcpStream::connect(server.addr).is_err()
+    });
+}
+
+/// What `run` came to: `Ok(())`, its error, or the panic that killed the loop's thread.
+fn outcome(run: std::thread::Result<std::io::Result<()>>) -> String {
+    match run {
+        Ok(result) => format!("{result:?}"),
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            format!("panicked: {message}")
+        }
+    }
+}
+
+/// Whether `answer` is the publish's `200 sent`, closing the connection.
+fn is_sent(answer: &str) -> bool {
+    answer.starts_with("HTTP/1.1 200 OK\r\n")
+        && answer.contains("Connection: close\r\n")
+        && body_of(answer) == "sent"
+}
+
+/// Shutdown begins while a connection still writes an earlier response and its next one is
+/// parked until Redis acknowledges the publish: the connection must not shut its write side
+/// (and linger) before the parked response is out. (It did: the client got `/bulk` and the
+/// close, and the late acknowledgement answered a lingering connection, which trips
+/// `close_after_flush`'s debug assertion and kills the loop.)
+#[test]
+fn a_parked_response_is_answered_when_shutdown_begins() {
+    let redis = Redis::start();
+    let server = node_with(
+        Config::default()
+            .with_redis(redis.url())
+            .with_shutdown_grace(PATIENCE),
+    );
+    let before = settled(&server);
+
+    // A client that does not read yet, with a tiny MSS and receive buffer: the kernel takes
+    // only some tens of KiB of `/bulk`, the rest stays queued in the server.
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_tcp_mss(536).unwrap();
+    socket.set_recv_buffer_size(2048).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let mut client: TcpStream = socket.into();
+    client.set_read_timeout(Some(PATIENCE)).unwrap();
+
+    let paused = redis.pause_writes();
+    client
+        .write_all(
+            b"GET /bulk HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /send?room=p&text=parked HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+        .unwrap();
+    wait_for("the publish (its response parked behind Redis)", || {
+        server.handle.stats().events_published > before.events_published
+    });
+    let written = server.handle.stats().bytes_written - before.bytes_written;
+    assert!(
+        written < BULK as u64,
+        "the kernel took all of /bulk ({written} bytes): nothing is left queued"
+    );
+
+    begin_shutdown(&server);
+    let first = read_response(&mut client);
+    assert_eq!(
+        (status_of(&first), body_of(&first).len()),
+        (200, BULK),
+        "/bulk"
+    );
+    // Everything before the parked response is written; only now may Redis take the event.
+    paused.resume();
+    let answer = read_to_close(&mut client);
+    // The client stays connected until the loop is done: hanging up could close the
+    // connection before the acknowledgement arrives, and hide a panic it would cause.
+    let run = outcome(server.stop_and_join());
+    assert!(
+        is_sent(&answer) && run == "Ok(())",
+        "after /bulk the client got {answer:?} (wanted `200 sent`, then the close); \
+         the loop: {run}"
+    );
+}
+
+/// Shutdown begins while a connection has nothing queued but its parked response: the
+/// connection stays until the response is out. (It was closed at once, the answer lost.)
+#[test]
+fn a_parked_response_alone_is_answered_when_shutdown_begins() {
+    let redis = Redis::start();
+    let server = node_with(
+        Config::default()
+            .with_redis(redis.url())
+            .with_shutdown_grace(PATIENCE),
+    );
+    let before = settled(&server);
+    let paused = redis.pause_writes();
+    let mut client = server.connect();
+    client
+        .write_all(b"GET /send?room=q&text=parked HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    wait_for("the publish (its response parked behind Redis)", || {
+        server.handle.stats().events_published > before.events_published
+    });
+    begin_shutdown(&server);
+    paused.resume();
+    let answer = read_to_close(&mut client);
+    drop(client);
+    let run = outcome(server.stop_and_join());
+    assert!(
+        is_sent(&answer) && run == "Ok(())",
+        "the client got {answer:?} (wanted `200 sent`, then the close); the loop: {run}"
+    );
+}
+
+/// A client pipelines a request and a publish and half-closes at once: the server reads the
+/// end of input with the requests, answers the first, and must keep the connection until the
+/// parked answer is out. (It shut its write side after the first and closed on the hang-up.)
+#[test]
+fn a_half_closed_client_still_gets_its_parked_answer() {
+    let redis = Redis::start();
+    let server = node(&redis);
+    let paused = redis.pause_writes();
+    let mut client = server.connect();
+    client
+        .write_all(
+            b"GET /count?channel=h HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /send?room=h&text=parked HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+        .unwrap();
+    client.shutdown(Shutdown::Write).unwrap();
+    // Both requests are handled in one go: the publish is parked behind the paused Redis.
+    let first = read_response(&mut client);
+    assert_eq!((status_of(&first), body_of(&first)), (200, "0"), "{first}");
+    paused.resume();
+    let answer = read_to_close(&mut client);
+    assert!(
+        is_sent(&answer),
+        "after /count the client got {answer:?} (wanted `200 sent`, then the close)"
+    );
+    server.stop().unwrap();
+}
+
+/// A client half-closes once it has its first answer, while the next is parked: the hang-up
+/// arrives with nothing queued, and the parked answer is still owed. (It was closed at once.)
+#[test]
+fn a_client_half_closing_after_its_first_answer_gets_the_parked_one() {
+    let redis = Redis::start();
+    let server = node(&redis);
+    let paused = redis.pause_writes();
+    let mut client = server.connect();
+    client
+        .write_all(
+            b"GET /count?channel=g HTTP/1.1\r\nHost: t\r\n\r\n\
+              GET /send?room=g&text=parked HTTP/1.1\r\nHost: t\r\n\r\n",
+        )
+        .unwrap();
+    let first = read_response(&mut client);
+    assert_eq!((status_of(&first), body_of(&first)), (200, "0"), "{first}");
+    client.shutdown(Shutdown::Write).unwrap();
+    paused.resume();
+    let answer = read_to_close(&mut client);
+    assert!(
+        is_sent(&answer),
+        "after /count the client got {answer:?} (wanted `200 sent`, then the close)"
+    );
+    server.stop().unwrap();
 }

@@ -69,9 +69,14 @@ impl TestServer {
     }
 
     /// Stops the server and waits for `run` to return, with its result.
-    pub(crate) fn stop(mut self) -> io::Result<()> {
+    pub(crate) fn stop(self) -> io::Result<()> {
+        self.stop_and_join().unwrap()
+    }
+
+    /// Like [`stop`](Self::stop), but a panic of the loop's thread comes back as the `Err`.
+    pub(crate) fn stop_and_join(mut self) -> thread::Result<io::Result<()>> {
         self.handle.shutdown();
-        self.thread.take().unwrap().join().unwrap()
+        self.thread.take().unwrap().join()
     }
 }
 
