@@ -494,46 +494,44 @@ fn a_parked_response_alone_is_answered_when_shutdown_begins() {
 /// parked answer is out. (It shut its write side after the first and closed on the hang-up.)
 #[test]
 fn a_half_closed_client_still_gets_its_parked_answer() {
-    let redis = Redis::start();
-    let server = node(&redis);
-    let paused = redis.pause_writes();
-    let mut client = server.connect();
-    client
-        .write_all(
-            b"GET /count?channel=h HTTP/1.1\r\nHost: t\r\n\r\n\
-              GET /send?room=h&text=parked HTTP/1.1\r\nHost: t\r\n\r\n",
-        )
-        .unwrap();
-    client.shutdown(Shutdown::Write).unwrap();
-    // Both requests are handled in one go: the publish is parked behind the paused Redis.
-    let first = read_response(&mut client);
-    assert_eq!((status_of(&first), body_of(&first)), (200, "0"), "{first}");
-    paused.resume();
-    let answer = read_to_close(&mut client);
-    assert!(
-        is_sent(&answer),
-        "after /count the client got {answer:?} (wanted `200 sent`, then the close)"
-    );
-    server.stop().unwrap();
+    half_close_with_a_parked_answer("h", HalfClose::AtOnce);
 }
 
 /// A client half-closes once it has its first answer, while the next is parked: the hang-up
 /// arrives with nothing queued, and the parked answer is still owed. (It was closed at once.)
 #[test]
 fn a_client_half_closing_after_its_first_answer_gets_the_parked_one() {
+    half_close_with_a_parked_answer("g", HalfClose::AfterTheFirstAnswer);
+}
+
+/// When the client of [`half_close_with_a_parked_answer`] shuts its write side.
+#[derive(PartialEq)]
+enum HalfClose {
+    AtOnce,
+    AfterTheFirstAnswer,
+}
+
+/// Pipelines `/count` and a publish to `room` while Redis writes are paused, half-closes
+/// `when`, and expects the count, then `200 sent` once Redis takes the event, then the close.
+fn half_close_with_a_parked_answer(room: &str, when: HalfClose) {
     let redis = Redis::start();
     let server = node(&redis);
     let paused = redis.pause_writes();
     let mut client = server.connect();
-    client
-        .write_all(
-            b"GET /count?channel=g HTTP/1.1\r\nHost: t\r\n\r\n\
-              GET /send?room=g&text=parked HTTP/1.1\r\nHost: t\r\n\r\n",
-        )
-        .unwrap();
+    let requests = format!(
+        "GET /count?channel={room} HTTP/1.1\r\nHost: t\r\n\r\n\
+         GET /send?room={room}&text=parked HTTP/1.1\r\nHost: t\r\n\r\n"
+    );
+    client.write_all(requests.as_bytes()).unwrap();
+    if when == HalfClose::AtOnce {
+        client.shutdown(Shutdown::Write).unwrap();
+    }
+    // Both requests are handled in one go: the publish is parked behind the paused Redis.
     let first = read_response(&mut client);
     assert_eq!((status_of(&first), body_of(&first)), (200, "0"), "{first}");
-    client.shutdown(Shutdown::Write).unwrap();
+    if when == HalfClose::AfterTheFirstAnswer {
+        client.shutdown(Shutdown::Write).unwrap();
+    }
     paused.resume();
     let answer = read_to_close(&mut client);
     assert!(
