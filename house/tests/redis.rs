@@ -399,6 +399,15 @@ fn is_sent(answer: &str) -> bool {
         && body_of(answer) == "sent"
 }
 
+/// A node whose shutdown waits long enough for the answers a paused Redis holds back.
+fn patient_node(redis: &Redis) -> TestServer {
+    node_with(
+        Config::default()
+            .with_redis(redis.url())
+            .with_shutdown_grace(PATIENCE),
+    )
+}
+
 /// Shutdown begins while a connection still writes an earlier response and its next one is
 /// parked until Redis acknowledges the publish: the connection must not shut its write side
 /// (and linger) before the parked response is out. (It did: the client got `/bulk` and the
@@ -407,11 +416,7 @@ fn is_sent(answer: &str) -> bool {
 #[test]
 fn a_parked_response_is_answered_when_shutdown_begins() {
     let redis = Redis::start();
-    let server = node_with(
-        Config::default()
-            .with_redis(redis.url())
-            .with_shutdown_grace(PATIENCE),
-    );
+    let server = patient_node(&redis);
     let before = settled(&server);
 
     // A client that does not read yet, with a tiny MSS and receive buffer: the kernel takes
@@ -464,11 +469,7 @@ fn a_parked_response_is_answered_when_shutdown_begins() {
 #[test]
 fn a_parked_response_alone_is_answered_when_shutdown_begins() {
     let redis = Redis::start();
-    let server = node_with(
-        Config::default()
-            .with_redis(redis.url())
-            .with_shutdown_grace(PATIENCE),
-    );
+    let server = patient_node(&redis);
     let before = settled(&server);
     let paused = redis.pause_writes();
     let mut client = server.connect();
