@@ -38,7 +38,7 @@ fn main() -> std::io::Result<()> {
                 message: ctx.request.param("message").unwrap_or(""),
             });
             // As in the reference, a room nobody listens to is not an error.
-            ctx.hub.publish(&room, event).map(|()| "ok")
+            ctx.hub.publish(&room, event).map(|_| "ok")
         }),
         Route::closing("/hello", |_| "Hello, World!"),
     ];

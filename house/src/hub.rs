@@ -40,6 +40,21 @@ impl From<&Config> for HistoryLimits {
     }
 }
 
+/// A publish the hub took: what a handler may tell its client about the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Published {
+    id: Option<String>,
+}
+
+impl Published {
+    /// The event's id: the one it was given, or the `RUN-SEQ` id the hub assigned. With the
+    /// `redis` feature Redis assigns ids after the handler returns, so only an id the event
+    /// was given is known here.
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+}
+
 /// Why a publish did not happen. As a response it is a 503.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PublishError {
@@ -210,11 +225,23 @@ impl Hub {
     ///
     /// let send = Route::closing("/send", |ctx| {
     ///     let room = ctx.request.param("room").unwrap_or("lobby").to_owned();
-    ///     ctx.hub.publish(&room, Event::new("hello")).map(|()| "sent")
+    ///     ctx.hub.publish(&room, Event::new("hello")).map(|_| "sent")
     /// });
     /// # let _ = send;
     /// ```
-    pub fn publish(&mut self, channel: &str, event: Event) -> Result<(), PublishError> {
+    ///
+    /// The returned [`Published`] names the event's id, so a handler can answer `201` with a
+    /// `Location` that names the message:
+    /// ```
+    /// use house::{Event, Hub, Response};
+    ///
+    /// let mut hub = Hub::default();
+    /// let published = hub.publish("lobby", Event::new("hi")).unwrap();
+    /// let id = published.id().unwrap();
+    /// let response = Response::created(format!("/rooms/lobby/messages/{id}"));
+    /// assert!(response.header("location").unwrap().ends_with(id));
+    /// ```
+    pub fn publish(&mut self, channel: &str, event: Event) -> Result<Published, PublishError> {
         if self.closed {
             return Err(PublishError::Closed);
         }
@@ -223,10 +250,11 @@ impl Hub {
             // Redis assigns the id and keeps the history; the event comes back to every node.
             let mut body = Vec::with_capacity(event.get_data().len() + 16);
             event.write_body_to(&mut body);
+            let id = event.get_id().map(str::to_owned);
             let ticket = broker.publish(channel, body)?;
             self.tickets.push(ticket);
             self.published += 1;
-            return Ok(());
+            return Ok(Published { id });
         }
         self.seq += 1;
         self.published += 1;
@@ -235,6 +263,7 @@ impl Hub {
             Some(id) => (Some(id.into()), event),
             None => (None, event.id(format!("{}-{seq}", self.run))),
         };
+        let id = event.get_id().map(str::to_owned);
         let frame: Frame = event.to_bytes().into();
         let limits = self.limits;
         let entry = self
@@ -262,7 +291,7 @@ impl Hub {
         if !entry.subscribers.is_empty() {
             self.pending.push((channel.to_owned(), frame));
         }
-        Ok(())
+        Ok(Published { id })
     }
 
     /// How many connections are subscribed to `channel`.

@@ -94,12 +94,12 @@ mod stats;
 pub use config::Config;
 pub use error::{status_for, Error};
 pub use house_macros::{closing_handler, stream_handler, FromParam};
-pub use hub::{Hub, PublishError};
+pub use hub::{Hub, PublishError, Published};
 pub use limit::RateLimited;
 pub use metrics::metrics_route;
 pub use param::{Bounded, FromParam, ParamError};
 pub use request::{JsonBodyError, Method, Methods, Params, Request, Version};
-pub use response::{Body, IntoResponse, InvalidHeader, Json, Response, Status};
+pub use response::{Body, IntoResponse, InvalidHeader, Json, Redirect, Response, Status};
 pub use route::{
     ClosingFn, Ctx, DuplicateRoute, Handler, IntoSubscribe, Route, Routes, StreamFn, Subscribe,
 };

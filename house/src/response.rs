@@ -15,6 +15,19 @@ pub(crate) const JSON: &str = "application/json";
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
 
 /// An HTTP status code that knows its reason phrase.
+///
+/// Every code RFC 9110 defines has a constant (and `428`, `429`, `431` and `511` from RFC 6585);
+/// [`Status::from_code`] makes any other three-digit code, whose status line then has an empty
+/// reason phrase, as RFC 9112 allows.
+///
+/// # Examples
+/// ```
+/// use house::Status;
+///
+/// assert_eq!(Status::CREATED.to_string(), "201 Created");
+/// assert_eq!(Status::from_code(422), Status::UNPROCESSABLE_CONTENT);
+/// assert_eq!(Status::from_code(299).reason(), "");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Status(u16);
 
@@ -38,28 +51,61 @@ macro_rules! statuses {
 }
 
 statuses! {
+    CONTINUE = 100 "Continue";
+    SWITCHING_PROTOCOLS = 101 "Switching Protocols";
     OK = 200 "OK";
+    CREATED = 201 "Created";
+    ACCEPTED = 202 "Accepted";
+    NON_AUTHORITATIVE_INFORMATION = 203 "Non-Authoritative Information";
     NO_CONTENT = 204 "No Content";
+    RESET_CONTENT = 205 "Reset Content";
+    PARTIAL_CONTENT = 206 "Partial Content";
+    MULTIPLE_CHOICES = 300 "Multiple Choices";
     MOVED_PERMANENTLY = 301 "Moved Permanently";
     FOUND = 302 "Found";
     SEE_OTHER = 303 "See Other";
     NOT_MODIFIED = 304 "Not Modified";
+    USE_PROXY = 305 "Use Proxy";
+    TEMPORARY_REDIRECT = 307 "Temporary Redirect";
+    PERMANENT_REDIRECT = 308 "Permanent Redirect";
     BAD_REQUEST = 400 "Bad Request";
     UNAUTHORIZED = 401 "Unauthorized";
+    PAYMENT_REQUIRED = 402 "Payment Required";
     FORBIDDEN = 403 "Forbidden";
     NOT_FOUND = 404 "Not Found";
     METHOD_NOT_ALLOWED = 405 "Method Not Allowed";
+    NOT_ACCEPTABLE = 406 "Not Acceptable";
+    PROXY_AUTHENTICATION_REQUIRED = 407 "Proxy Authentication Required";
     REQUEST_TIMEOUT = 408 "Request Timeout";
     CONFLICT = 409 "Conflict";
-    PAYLOAD_TOO_LARGE = 413 "Content Too Large";
+    GONE = 410 "Gone";
+    LENGTH_REQUIRED = 411 "Length Required";
+    PRECONDITION_FAILED = 412 "Precondition Failed";
+    CONTENT_TOO_LARGE = 413 "Content Too Large";
     URI_TOO_LONG = 414 "URI Too Long";
     UNSUPPORTED_MEDIA_TYPE = 415 "Unsupported Media Type";
+    RANGE_NOT_SATISFIABLE = 416 "Range Not Satisfiable";
+    EXPECTATION_FAILED = 417 "Expectation Failed";
+    MISDIRECTED_REQUEST = 421 "Misdirected Request";
+    UNPROCESSABLE_CONTENT = 422 "Unprocessable Content";
+    UPGRADE_REQUIRED = 426 "Upgrade Required";
+    PRECONDITION_REQUIRED = 428 "Precondition Required";
     TOO_MANY_REQUESTS = 429 "Too Many Requests";
     REQUEST_HEADER_FIELDS_TOO_LARGE = 431 "Request Header Fields Too Large";
     INTERNAL_SERVER_ERROR = 500 "Internal Server Error";
     NOT_IMPLEMENTED = 501 "Not Implemented";
+    BAD_GATEWAY = 502 "Bad Gateway";
     SERVICE_UNAVAILABLE = 503 "Service Unavailable";
+    GATEWAY_TIMEOUT = 504 "Gateway Timeout";
     HTTP_VERSION_NOT_SUPPORTED = 505 "HTTP Version Not Supported";
+    NETWORK_AUTHENTICATION_REQUIRED = 511 "Network Authentication Required";
+}
+
+impl Status {
+    /// `413 Content Too Large`, by its name before RFC 9110.
+    pub const PAYLOAD_TOO_LARGE: Status = Status::CONTENT_TOO_LARGE;
+    /// `422 Unprocessable Content`, by its name before RFC 9110.
+    pub const UNPROCESSABLE_ENTITY: Status = Status::UNPROCESSABLE_CONTENT;
 }
 
 impl Status {
@@ -106,6 +152,17 @@ impl fmt::Display for InvalidHeader {
 }
 
 impl std::error::Error for InvalidHeader {}
+
+/// Which redirect [`Response::redirect`] answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirect {
+    /// `303 See Other`: the client fetches the location with `GET` (after a form `POST`).
+    SeeOther,
+    /// `307 Temporary Redirect`: the client repeats the request, method and body, there.
+    Temporary,
+    /// `308 Permanent Redirect`: like `307`, and the client may remember it.
+    Permanent,
+}
 
 /// What a response carries after its head.
 #[derive(Debug, Default)]
@@ -202,6 +259,49 @@ impl Response {
         }
     }
 
+    /// `201 Created` with a `Location` naming what was created; add a body with
+    /// [`with_json`](Self::with_json) or [`with_body`](Self::with_body).
+    ///
+    /// # Panics
+    /// Like [`with_header`](Self::with_header), if `location` contains CR, LF or NUL (in a
+    /// handler: a 500).
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{Response, Status};
+    ///
+    /// let response = Response::created("/api/rooms/lobby/messages/7").with_json(&7);
+    /// assert_eq!(response.status(), Status::CREATED);
+    /// assert_eq!(response.header("location"), Some("/api/rooms/lobby/messages/7"));
+    /// assert_eq!(response.header("content-type"), Some("application/json"));
+    /// ```
+    pub fn created(location: impl Into<String>) -> Response {
+        Response::new(Status::CREATED).with_header("Location", location)
+    }
+
+    /// A redirect to `location`: `303 See Other` (go there with `GET`), `307 Temporary
+    /// Redirect` or `308 Permanent Redirect` (repeat the request there, method and body kept).
+    ///
+    /// # Panics
+    /// Like [`with_header`](Self::with_header), if `location` contains CR, LF or NUL.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{Redirect, Response, Status};
+    ///
+    /// let response = Response::redirect(Redirect::SeeOther, "/login");
+    /// assert_eq!(response.status(), Status::SEE_OTHER);
+    /// assert_eq!(response.header("location"), Some("/login"));
+    /// ```
+    pub fn redirect(kind: Redirect, location: impl Into<String>) -> Response {
+        let status = match kind {
+            Redirect::SeeOther => Status::SEE_OTHER,
+            Redirect::Temporary => Status::TEMPORARY_REDIRECT,
+            Redirect::Permanent => Status::PERMANENT_REDIRECT,
+        };
+        Response::new(status).with_header("Location", location)
+    }
+
     /// A short plain-text error page a person can read: `"400 Bad Request: {detail}\n"`.
     pub fn error(status: Status, detail: impl fmt::Display) -> Response {
         let detail = detail.to_string();
@@ -217,6 +317,18 @@ impl Response {
     pub fn with_body(mut self, body: impl Into<Vec<u8>>) -> Response {
         self.body = Body::Bytes(body.into());
         self
+    }
+
+    /// Replaces the body with `value` as JSON and sets `Content-Type: application/json`; a
+    /// value that cannot be serialized makes the response a 500, as [`Response::json`] does.
+    pub fn with_json<T: Serialize + ?Sized>(self, value: &T) -> Response {
+        match serde_json::to_vec(value) {
+            Ok(body) => self.with_header("Content-Type", JSON).with_body(body),
+            Err(_) => Response::error(
+                Status::INTERNAL_SERVER_ERROR,
+                "the response could not be serialized",
+            ),
+        }
     }
 
     /// Replaces the body with `len` bytes of `file`, streamed as the client reads.
@@ -404,6 +516,43 @@ impl<T: IntoResponse> IntoResponse for (Status, T) {
     }
 }
 
+/// `(Status::CREATED, [("Location", "/x/1")], body)`: a status, headers and a body.
+impl<K, V, T, const N: usize> IntoResponse for (Status, [(K, V); N], T)
+where
+    K: Into<Cow<'static, str>>,
+    V: Into<String>,
+    T: IntoResponse,
+{
+    fn into_response(self) -> Response {
+        let (status, headers, body) = self;
+        (status, (headers, body)).into_response()
+    }
+}
+
+/// `([("Cache-Control", "no-store")], body)`: headers added to a body's response. A header that
+/// would split the response (see [`Response::try_with_header`]) makes it a 500.
+impl<K, V, T, const N: usize> IntoResponse for ([(K, V); N], T)
+where
+    K: Into<Cow<'static, str>>,
+    V: Into<String>,
+    T: IntoResponse,
+{
+    fn into_response(self) -> Response {
+        let (headers, body) = self;
+        let mut response = body.into_response();
+        for (name, value) in headers {
+            response = match response.try_with_header(name, value) {
+                Ok(response) => response,
+                Err(err) => {
+                    log::error!("a handler's response is refused: {err}");
+                    return Response::error(Status::INTERNAL_SERVER_ERROR, "the handler failed");
+                }
+            };
+        }
+        response
+    }
+}
+
 impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
     fn into_response(self) -> Response {
         match self {
@@ -414,7 +563,7 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
 }
 
 /// A JSON value: as a return value it is serialized as an `application/json` response; as a
-/// handler parameter (see the macros) it is deserialized from the parameter's text.
+/// `#[body]` argument of a handler it is the request body, deserialized (see the macros).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Json<T>(pub T);
 
@@ -497,6 +646,44 @@ mod tests {
         assert_eq!(
             bytes(&response, false),
             "HTTP/1.1 200 OK\r\nContent-Type: b\r\nContent-Length: 0\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn created_redirects_and_header_tuples() {
+        assert_eq!(
+            bytes(&Response::created("/m/1"), false),
+            "HTTP/1.1 201 Created\r\nLocation: /m/1\r\nContent-Length: 0\r\n\r\n"
+        );
+        for (kind, line) in [
+            (Redirect::SeeOther, "303 See Other"),
+            (Redirect::Temporary, "307 Temporary Redirect"),
+            (Redirect::Permanent, "308 Permanent Redirect"),
+        ] {
+            let head = bytes(&Response::redirect(kind, "/to"), false);
+            assert!(head.starts_with(&format!("HTTP/1.1 {line}\r\nLocation: /to\r\n")));
+        }
+        let response = (Status::CREATED, [("Location", "/m/2")], "made").into_response();
+        assert_eq!(response.status(), Status::CREATED);
+        assert_eq!(response.header("location"), Some("/m/2"));
+        let split = ([("X-A", "a\r\nSet-Cookie: x")], "body").into_response();
+        assert_eq!(split.status(), Status::INTERNAL_SERVER_ERROR);
+        assert_eq!(split.header("x-a"), None);
+    }
+
+    #[test]
+    fn every_status_constant_has_its_reason() {
+        for status in [
+            Status::CREATED,
+            Status::GONE,
+            Status::BAD_GATEWAY,
+            Status::NETWORK_AUTHENTICATION_REQUIRED,
+        ] {
+            assert!(!status.reason().is_empty(), "{status:?}");
+        }
+        assert_eq!(
+            Status::PAYLOAD_TOO_LARGE.to_string(),
+            "413 Content Too Large"
         );
     }
 

@@ -125,7 +125,7 @@ fn routes() -> Vec<Route> {
         Route::closing("/send", |ctx| {
             let room = ctx.request.param("room").unwrap_or("lobby").to_owned();
             let text = ctx.request.param("text").unwrap_or("").to_owned();
-            ctx.hub.publish(&room, Event::new(text)).map(|()| "sent")
+            ctx.hub.publish(&room, Event::new(text)).map(|_| "sent")
         }),
         count_route(),
         Route::closing("/bulk", |_| "x".repeat(BULK)),

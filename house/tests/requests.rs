@@ -284,3 +284,59 @@ fn shutdown_closes_streams_and_returns() {
         "still accepting"
     );
 }
+
+/// `201` with a `Location` naming the published event, the three redirects, and headers from a
+/// `(Status, [(name, value)], body)` tuple, byte for byte on the wire.
+#[test]
+fn created_redirects_and_header_tuples_on_the_wire() {
+    let routes = vec![
+        Route::closing("/messages", |ctx| {
+            let published = ctx.hub.publish("lobby", Event::new("hi"))?;
+            let id = published.id().unwrap_or("unknown");
+            Ok::<_, house::PublishError>(
+                Response::created(format!("/messages/{id}")).with_json(&id),
+            )
+        }),
+        Route::closing("/see-other", |_| {
+            Response::redirect(house::Redirect::SeeOther, "/next")
+        }),
+        Route::closing("/temporary", |_| {
+            Response::redirect(house::Redirect::Temporary, "/next")
+        }),
+        Route::closing("/permanent", |_| {
+            Response::redirect(house::Redirect::Permanent, "/next")
+        }),
+        Route::closing("/tuple", |_| {
+            (Status::ACCEPTED, [("Cache-Control", "no-store")], "queued")
+        }),
+        Route::closing("/gone", |_| Status::GONE),
+    ];
+    let server = TestServer::start(Config::default(), routes);
+    let created = server.get("/messages");
+    assert!(
+        created.starts_with("HTTP/1.1 201 Created\r\nLocation: /messages/"),
+        "{created}"
+    );
+    let location = created
+        .lines()
+        .find_map(|line| line.strip_prefix("Location: /messages/"))
+        .unwrap();
+    assert!(location.ends_with("-1"), "the first event's id: {location}");
+    assert_eq!(body_of(&created), format!("\"{location}\""));
+    for (path, line) in [
+        ("/see-other", "303 See Other"),
+        ("/temporary", "307 Temporary Redirect"),
+        ("/permanent", "308 Permanent Redirect"),
+    ] {
+        let response = server.get(path);
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {line}\r\nLocation: /next\r\n")),
+            "{response}"
+        );
+    }
+    let tuple = server.get("/tuple");
+    assert!(tuple.starts_with("HTTP/1.1 202 Accepted\r\n"), "{tuple}");
+    assert!(tuple.contains("\r\nCache-Control: no-store\r\n"), "{tuple}");
+    assert_eq!(body_of(&tuple), "queued");
+    assert!(server.get("/gone").starts_with("HTTP/1.1 410 Gone\r\n"));
+}

@@ -19,7 +19,7 @@ fn routes() -> Vec<Route> {
         Route::closing("/send", |ctx| {
             let room = ctx.request.param("room").unwrap_or("lobby").to_owned();
             let text = ctx.request.param("text").unwrap_or("").to_owned();
-            ctx.hub.publish(&room, Event::new(text)).map(|()| "sent")
+            ctx.hub.publish(&room, Event::new(text)).map(|_| "sent")
         }),
         Route::closing("/run", |ctx| ctx.hub.run_id().to_owned()),
         Route::closing("/channels", |ctx| ctx.hub.channels().to_string()),
