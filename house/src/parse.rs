@@ -107,11 +107,15 @@ pub fn parse_request(buf: &[u8], max_size: usize, max_headers: usize) -> Result<
     }
 
     let target = head.path.unwrap_or("");
-    if !target.starts_with('/') {
+    let method_token = head.method.unwrap_or("");
+    // `*` names the server as a whole, and only for `OPTIONS` (RFC 9110 7.1).
+    let asterisk = target == "*" && method_token == "OPTIONS";
+    if !target.starts_with('/') && !asterisk {
         return Err(Error::InvalidTarget);
     }
     let (raw_path, query) = target.split_once('?').unwrap_or((target, ""));
     let path = decode(raw_path.as_bytes(), false)?;
+    let raw_path = (path != raw_path).then(|| raw_path.to_owned());
     let mut params = Params::new();
     decode_form_into(query.as_bytes(), &mut params)?;
     let body = &buf[head_len..len];
@@ -129,15 +133,16 @@ pub fn parse_request(buf: &[u8], max_size: usize, max_headers: usize) -> Result<
     if is_form {
         decode_form_into(body, &mut params)?;
     }
-    let method_token = head.method.unwrap_or("");
     let request = Request {
         method: Method::from_token(method_token),
         method_token: method_token.to_owned(),
         path,
+        raw_path,
         query: query.to_owned(),
         version,
         headers,
         params,
+        path_params: Params::new(),
         body: body.to_vec(),
         peer: None,
     };
@@ -299,6 +304,16 @@ mod tests {
         same_content_length_twice, b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx", |req, len, keep| {
             assert_eq!(req.body(), b"x");
         }
+        raw_path_kept_when_encoded, b"GET /a%2Fb/c HTTP/1.1\r\n\r\n", |req, len, keep| {
+            assert_eq!((req.path(), req.raw_path()), ("/a/b/c", "/a%2Fb/c"));
+        }
+        raw_path_not_kept_when_plain, b"GET /a/b?x=%20 HTTP/1.1\r\n\r\n", |req, len, keep| {
+            assert_eq!(req.raw_path, None);
+            assert_eq!(req.raw_path(), "/a/b");
+        }
+        options_asterisk, b"OPTIONS * HTTP/1.1\r\n\r\n", |req, len, keep| {
+            assert_eq!((req.method(), req.path()), (Method::Options, "*"));
+        }
         headers_lowercased, b"GET / HTTP/1.1\r\nX-Thing: V\r\n\r\n", |req, len, keep| {
             assert_eq!(req.header("x-thing"), Some("V"));
             assert_eq!(req.headers().next().unwrap().0, "x-thing");
@@ -320,6 +335,8 @@ mod tests {
         huge_length, b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", Error::InvalidContentLength;
         declared_too_large, b"POST / HTTP/1.1\r\nContent-Length: 67108864\r\n\r\n", Error::TooLarge;
         absolute_target, b"GET http://example.com/ HTTP/1.1\r\n\r\n", Error::InvalidTarget;
+        asterisk_only_for_options, b"GET * HTTP/1.1\r\n\r\n", Error::InvalidTarget;
+        asterisk_not_a_prefix, b"OPTIONS *x HTTP/1.1\r\n\r\n", Error::InvalidTarget;
         bad_escape, b"GET /?a=%zz HTTP/1.1\r\n\r\n", Error::BadEscape;
         truncated_escape, b"GET /?a=%4 HTTP/1.1\r\n\r\n", Error::BadEscape;
         invalid_utf8, b"GET /?a=%ff%fe HTTP/1.1\r\n\r\n", Error::InvalidUtf8;

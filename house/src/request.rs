@@ -109,9 +109,17 @@ impl Methods {
     /// The default for handlers: `GET`, `HEAD` and `POST`.
     pub const DEFAULT: Methods = Methods(1 | 2 | 4);
 
+    /// No method at all (the start of a union).
+    pub(crate) const NONE: Methods = Methods(0);
+
     /// Whether `method` is in the set.
     pub fn contains(self, method: Method) -> bool {
         self.0 & method.bit() != 0
+    }
+
+    /// Whether the two sets share a method.
+    pub(crate) fn overlaps(self, other: Methods) -> bool {
+        self.0 & other.0 != 0
     }
 
     /// The set's methods, comma-separated, as an `Allow` header lists them.
@@ -212,10 +220,15 @@ pub struct Request {
     pub(crate) method: Method,
     pub(crate) method_token: String,
     pub(crate) path: String,
+    /// The path as sent, still percent-encoded; `None` when it equals `path` (no `%` in it),
+    /// so the common case allocates nothing more. The router splits this one into segments.
+    pub(crate) raw_path: Option<String>,
     pub(crate) query: String,
     pub(crate) version: Version,
     pub(crate) headers: Vec<(String, Vec<u8>)>,
     pub(crate) params: Params,
+    /// The path's `{name}` and `{*rest}` parameters, filled by the router.
+    pub(crate) path_params: Params,
     pub(crate) body: Vec<u8>,
     pub(crate) peer: Option<SocketAddr>,
 }
@@ -227,10 +240,12 @@ impl Request {
             method,
             method_token: method.as_str().to_owned(),
             path: path.into(),
+            raw_path: None,
             query: String::new(),
             version: Version::Http11,
             headers: Vec::new(),
             params: Params::new(),
+            path_params: Params::new(),
             body: Vec::new(),
             peer: None,
         }
@@ -239,6 +254,13 @@ impl Request {
     /// Adds a parameter (for requests built by hand).
     pub fn with_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
         self.params.push(name, value);
+        self
+    }
+
+    /// Adds a path parameter (for requests built by hand; the router fills them from the
+    /// route's template, see [`Route`](crate::Route)).
+    pub fn with_path_param(mut self, name: impl Into<String>, value: impl Into<String>) -> Request {
+        self.path_params.push(name, value);
         self
     }
 
@@ -267,6 +289,32 @@ impl Request {
     /// The percent-decoded path, without the query string.
     pub fn path(&self) -> &str {
         &self.path
+    }
+
+    /// The path as the client sent it, still percent-encoded (the router matches on this,
+    /// a segment at a time, so an encoded `/` never splits a segment).
+    pub(crate) fn raw_path(&self) -> &str {
+        self.raw_path.as_deref().unwrap_or(&self.path)
+    }
+
+    /// The value of path parameter `name` (`{name}` or `{*name}` in the route's template),
+    /// percent-decoded.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{Method, Request};
+    ///
+    /// let request = Request::new(Method::Get, "/rooms/lobby").with_path_param("room", "lobby");
+    /// assert_eq!(request.path_param("room"), Some("lobby"));
+    /// assert_eq!(request.path_param("other"), None);
+    /// ```
+    pub fn path_param(&self, name: &str) -> Option<&str> {
+        self.path_params.get(name)
+    }
+
+    /// All path parameters, in template order.
+    pub fn path_params(&self) -> &Params {
+        &self.path_params
     }
 
     /// The raw query string (without `?`), still encoded.
