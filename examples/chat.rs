@@ -138,7 +138,9 @@ fn rate_limited(route: Route, rate: Rate) -> Route {
         }
         match route.handler() {
             Handler::Closing(handler) => handler(ctx),
-            Handler::Stream(_) => unreachable!("only closing routes are limited"),
+            Handler::Stream(_) | Handler::Catcher(..) => {
+                unreachable!("only closing routes are limited")
+            }
         }
     })
     .with_methods(methods)

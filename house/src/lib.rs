@@ -101,7 +101,8 @@ pub use param::{Bounded, FromParam, ParamError};
 pub use request::{JsonBodyError, Method, Methods, Params, Request, Version};
 pub use response::{Body, IntoResponse, InvalidHeader, Json, Redirect, Response, Status};
 pub use route::{
-    ClosingFn, Ctx, DuplicateRoute, Handler, IntoSubscribe, Route, Routes, StreamFn, Subscribe,
+    CatcherFn, Caught, ClosingFn, Ctx, Handler, IntoSubscribe, Route, RouteError, Routes, StreamFn,
+    Subscribe,
 };
 pub use server::{Handle, Server};
 pub use session::{Session, SessionError};

@@ -3,9 +3,9 @@
 /// The routes of handlers declared with [`closing_handler`](crate::closing_handler) or
 /// [`stream_handler`](crate::stream_handler), as a `Vec<Route>`.
 ///
-/// Each name is the handler fn's path (`index`, `chat::send_message`). A duplicate path is
-/// refused when the table is built ([`Routes::new`](crate::Routes::new) or `Server::bind`),
-/// naming both handlers.
+/// Each name is the handler fn's path (`index`, `chat::send_message`). A path taken twice for
+/// one method is refused when the table is built ([`Routes::new`](crate::Routes::new) or
+/// `Server::bind`) with a [`RouteError`](crate::RouteError) naming both handlers.
 ///
 /// # Examples
 /// ```

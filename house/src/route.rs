@@ -1,12 +1,17 @@
 //! The handler table: which handler answers which path, and what handlers see and return.
 
+use std::any::{type_name, TypeId};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
+use percent_encoding::percent_decode_str;
+
+use crate::error::{status_for, Error};
 use crate::hub::Hub;
-use crate::request::{Method, Methods, Request};
-use crate::response::{IntoResponse, Response};
+use crate::request::{Method, Methods, Params, Request};
+use crate::response::{IntoResponse, Response, Status};
 use crate::session::Session;
 use crate::stats::Stats;
 
@@ -125,34 +130,87 @@ pub type ClosingFn = dyn Fn(&mut Ctx<'_>) -> Response + Send + Sync;
 /// A stream handler's body: one request in, a subscription (or an error response) out.
 pub type StreamFn = dyn Fn(&mut Ctx<'_>) -> Result<Subscribe, Response> + Send + Sync;
 
+/// A catcher's body: an error the server made in, the response to send instead out.
+pub type CatcherFn = dyn Fn(&Caught<'_>) -> Response + Send + Sync;
+
 /// What kind of handler a route runs.
 pub enum Handler {
     /// Answers once; the connection then closes or waits for the next request (keep-alive).
     Closing(Box<ClosingFn>),
     /// Answers `200` with `text/event-stream` and keeps the connection subscribed.
     Stream(Box<StreamFn>),
+    /// Replaces the server's own answer with this status (see [`Route::catcher`]); never
+    /// answers a path.
+    Catcher(Status, Box<CatcherFn>),
 }
 
 impl fmt::Debug for Handler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Handler::Closing(_) => "Handler::Closing",
-            Handler::Stream(_) => "Handler::Stream",
-        })
+        match self {
+            Handler::Closing(_) => f.write_str("Handler::Closing"),
+            Handler::Stream(_) => f.write_str("Handler::Stream"),
+            Handler::Catcher(status, _) => write!(f, "Handler::Catcher({})", status.code()),
+        }
     }
 }
 
-/// One entry of the handler table.
+/// An error response the server made, as a [catcher](Route::catcher) sees it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Caught<'a> {
+    /// The status of the server's own answer (`404`, `405`, `500`, or the parser's `4xx`/`5xx`).
+    pub status: Status,
+    /// The request, or `None` when it could not be parsed (or did not arrive in time).
+    pub request: Option<&'a Request>,
+    /// What went wrong, as the default answer says it (`no handler for `/x``).
+    pub detail: String,
+}
+
+impl<'a> Caught<'a> {
+    /// A caught error: for calling catchers by hand in tests.
+    pub fn new(
+        status: Status,
+        request: Option<&'a Request>,
+        detail: impl Into<String>,
+    ) -> Caught<'a> {
+        Caught {
+            status,
+            request,
+            detail: detail.into(),
+        }
+    }
+}
+
+/// One entry of the handler table: a handler at a path template, or a catcher.
+///
+/// # Path templates
+/// A template is a path whose segments are literal text, `{name}` (any one non-empty
+/// segment) or, last, `{*name}` (everything after the `/` before it, at least that `/`: so
+/// `/files/{*path}` answers `/files/` with `path = ""` and `/files/a/b` with `path = "a/b"`,
+/// but not `/files`). A parameter is a whole segment, its name a Rust identifier, no name
+/// twice; only a trailing `/` may leave a segment empty. Handlers read the values with
+/// [`Request::path_param`], percent-decoded a segment at a time, so `%2F` is part of a value
+/// and never splits a segment.
+///
+/// Literal segments win over `{name}`, and `{name}` over `{*name}`; when a branch leads
+/// nowhere the next one is tried, so with `/a/{x}/c` and `/a/b/d` both `/a/b/c` and `/a/b/d`
+/// find their route. Lookup walks a segment trie, so it costs what the path is long, not how
+/// many routes there are.
 ///
 /// # Examples
 /// ```
 /// use house::{Route, Subscribe};
 ///
-/// let hello = Route::closing("/hello", |_ctx| "hi");
-/// let source = Route::stream("/source", |ctx| {
-///     Subscribe::to(ctx.request.param("room").unwrap_or("lobby"))
+/// let room = Route::closing("/rooms/{room}", |ctx| {
+///     format!("room {}", ctx.request.path_param("room").unwrap_or_default())
 /// });
-/// # let _ = (hello, source);
+/// let source = Route::stream("/rooms/{room}/source", |ctx| {
+///     Subscribe::to(ctx.request.path_param("room").unwrap_or("lobby"))
+/// });
+/// let files = Route::closing("/files/{*path}", |ctx| {
+///     format!("file {}", ctx.request.path_param("path").unwrap_or_default())
+/// });
+/// # let _ = (room, source, files);
 /// ```
 #[derive(Debug)]
 pub struct Route {
@@ -161,10 +219,12 @@ pub struct Route {
     prefix: bool,
     methods: Methods,
     handler: Handler,
+    /// The state types the handler reads: `(TypeId, type name)`.
+    states: Vec<(TypeId, &'static str)>,
 }
 
 impl Route {
-    /// A closing handler at exactly `path`.
+    /// A closing handler at the template `path`.
     pub fn closing<R, F>(path: impl Into<Cow<'static, str>>, handler: F) -> Route
     where
         R: IntoResponse,
@@ -174,7 +234,7 @@ impl Route {
         Route::new(path.into(), Handler::Closing(Box::new(handler)))
     }
 
-    /// A stream handler at exactly `path`.
+    /// A stream handler at the template `path`.
     pub fn stream<R, F>(path: impl Into<Cow<'static, str>>, handler: F) -> Route
     where
         R: IntoSubscribe,
@@ -182,6 +242,43 @@ impl Route {
     {
         let handler = move |ctx: &mut Ctx<'_>| handler(ctx).into_subscribe();
         Route::new(path.into(), Handler::Stream(Box::new(handler)))
+    }
+
+    /// A catcher: answers instead of the server whenever the server itself answers `status`,
+    /// which it does for a path no route takes (`404`), a method the path's routes do not
+    /// accept (`405`, the `Allow` header is kept), a panicking handler (`500`), and a request
+    /// the parser refuses (`400`, `408`, `413`, `414`, `431`, `501`, `505`; with no
+    /// [`Caught::request`]). Responses that handlers return are never caught.
+    ///
+    /// A catcher's `200 OK` goes out with the caught status, so `|_| "no such page"` answers
+    /// `404`; any other status it sets is kept. A catcher that panics gets the default answer.
+    /// At most one catcher per status.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{Response, Route, Status};
+    ///
+    /// let not_found = Route::catcher(Status::NOT_FOUND, |caught| {
+    ///     let path = caught.request.map_or("?", |r| r.path());
+    ///     Response::html(Status::NOT_FOUND, format!("<h1>No {path} here</h1>"))
+    /// });
+    /// let failed = Route::catcher(Status::INTERNAL_SERVER_ERROR, |_| "sorry");
+    /// # let _ = (not_found, failed);
+    /// ```
+    pub fn catcher<R, F>(status: Status, catcher: F) -> Route
+    where
+        R: IntoResponse,
+        F: Fn(&Caught<'_>) -> R + Send + Sync + 'static,
+    {
+        let catcher = move |caught: &Caught<'_>| catcher(caught).into_response();
+        Route {
+            name: Cow::Owned(format!("catcher({})", status.code())),
+            path: Cow::Borrowed(""),
+            prefix: false,
+            methods: Methods::NONE,
+            handler: Handler::Catcher(status, Box::new(catcher)),
+            states: Vec::new(),
+        }
     }
 
     /// A route named after its path, accepting the default methods.
@@ -192,17 +289,36 @@ impl Route {
             prefix: false,
             methods: Methods::DEFAULT,
             handler,
+            states: Vec::new(),
         }
     }
 
-    /// Makes the route answer every path that starts with its path (which should end in `/`);
-    /// the longest matching prefix wins, and exact routes win over prefixes.
+    /// Makes the route answer every path below its path, as if it ended in an unnamed
+    /// `{*rest}`: `/static/` (or `/static`) answers `/static/` and `/static/css/app.css`, but
+    /// neither `/static` nor `/staticky`. Matching is by whole segments like any template, so
+    /// a deeper prefix wins over a shallower one and every literal or `{name}` route wins over
+    /// a prefix. The handler sees the full path in [`Request::path`].
     pub fn with_prefix(mut self) -> Route {
         self.prefix = true;
         self
     }
 
-    /// Sets the accepted methods (default `GET`, `HEAD`, `POST`); others answer 405.
+    /// Sets the accepted methods (default `GET`, `HEAD`, `POST`). Several routes may share a
+    /// template when their methods do not overlap; a method none of them accepts answers
+    /// `405` with `Allow`. Without a `HEAD` route, `HEAD` runs the `GET` route and sends
+    /// only its head; without an `OPTIONS` route, `OPTIONS` answers `204` with `Allow`.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{Methods, Route, Routes, Status};
+    ///
+    /// let routes = Routes::new([
+    ///     Route::closing("/things", |_| "the list").with_methods(Methods::GET),
+    ///     Route::closing("/things", |_| (Status::CREATED, "made")).with_methods(Methods::POST),
+    /// ])?;
+    /// assert_eq!(routes.len(), 2);
+    /// # Ok::<(), house::RouteError>(())
+    /// ```
     pub fn with_methods(mut self, methods: Methods) -> Route {
         self.methods = methods;
         self
@@ -214,12 +330,29 @@ impl Route {
         self
     }
 
+    /// Records that the handler reads state of type `T`, so the server refuses to start
+    /// without it rather than failing each request. The macros add this for every `&T`
+    /// state argument.
+    pub fn needs_state<T: 'static>(mut self) -> Route {
+        let needed = (TypeId::of::<T>(), type_name::<T>());
+        if !self.states.contains(&needed) {
+            self.states.push(needed);
+        }
+        self
+    }
+
+    /// The state types the handler reads, as `(TypeId, type name)`.
+    #[allow(dead_code)] // For the start-up check that every needed state was given.
+    pub(crate) fn needed_states(&self) -> &[(TypeId, &'static str)] {
+        &self.states
+    }
+
     /// The route's name.
     pub fn name(&self) -> &str {
         &self.name
     }
 
-    /// The route's path (or prefix).
+    /// The route's path template (or prefix); empty for a catcher.
     pub fn path(&self) -> &str {
         &self.path
     }
@@ -233,50 +366,250 @@ impl Route {
     pub fn handler(&self) -> &Handler {
         &self.handler
     }
-}
 
-/// Two routes claim the same path.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DuplicateRoute {
-    /// The contested path.
-    pub path: String,
-    /// The route registered first.
-    pub first: String,
-    /// The route registered second.
-    pub second: String,
-}
-
-impl fmt::Display for DuplicateRoute {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "path `{}` is registered twice: by `{}` and by `{}`",
-            self.path, self.first, self.second
-        )
+    /// Runs the handler with `ctx`; a panic is caught and reported as such, so it costs only
+    /// its own request.
+    pub(crate) fn run(&self, ctx: &mut Ctx<'_>) -> Outcome {
+        match &self.handler {
+            Handler::Closing(handler) => match catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
+                Ok(response) => Outcome::Respond(response),
+                Err(_) => Outcome::Panicked,
+            },
+            Handler::Stream(handler) => match catch_unwind(AssertUnwindSafe(|| handler(ctx))) {
+                Ok(Ok(subscribe)) => Outcome::Stream(subscribe),
+                Ok(Err(response)) => Outcome::Respond(response),
+                Err(_) => Outcome::Panicked,
+            },
+            // The router never picks a catcher for a request.
+            Handler::Catcher(..) => Outcome::Respond(Response::error(
+                Status::INTERNAL_SERVER_ERROR,
+                "a catcher is not a request handler",
+            )),
+        }
     }
 }
 
-impl std::error::Error for DuplicateRoute {}
-
-/// The handler table, built once at start-up.
-#[derive(Debug, Default)]
-pub struct Routes {
-    exact: HashMap<String, Route>,
-    /// Prefix routes, longest prefix first.
-    prefixes: Vec<Route>,
+/// What a handler produced.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// A response to send.
+    Respond(Response),
+    /// A stream to start.
+    Stream(Subscribe),
+    /// The handler panicked: the request gets a `500`.
+    Panicked,
 }
 
-/// Where a request's path and method lead.
+/// A handler table that cannot be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouteError {
+    /// Two routes answer the same requests: the same template (parameter names aside) with
+    /// overlapping methods, or two catchers for one status (`path` is then the status code).
+    Duplicate {
+        /// The contested template (the second route's spelling), or the status code.
+        path: String,
+        /// The route registered first.
+        first: String,
+        /// The route registered second.
+        second: String,
+    },
+    /// A path template breaks a rule (see [`Route`]).
+    Template {
+        /// The template.
+        path: String,
+        /// The route's name.
+        route: String,
+        /// What is wrong, with how to fix it.
+        reason: String,
+    },
+}
+
+impl fmt::Display for RouteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RouteError::Duplicate {
+                path,
+                first,
+                second,
+            } if !path.starts_with('/') => write!(
+                f,
+                "status {path} has two catchers: `{first}` and `{second}`"
+            ),
+            RouteError::Duplicate {
+                path,
+                first,
+                second,
+            } => write!(
+                f,
+                "path `{path}` is registered twice: by `{first}` and by `{second}`"
+            ),
+            RouteError::Template {
+                path,
+                route,
+                reason,
+            } => write!(f, "route `{route}` has a malformed path `{path}`: {reason}"),
+        }
+    }
+}
+
+impl std::error::Error for RouteError {}
+
+/// One segment of a parsed template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Static(String),
+    Param(String),
+    /// `{*name}`, or unnamed for a prefix route.
+    Rest(Option<String>),
+}
+
+/// Splits a template into segments, or says what is wrong with it. A `prefix` route gets an
+/// unnamed `{*rest}` in place of its trailing `/` (or after its last segment).
+fn parse_template(path: &str, prefix: bool) -> Result<Vec<Segment>, String> {
+    let Some(body) = path.strip_prefix('/') else {
+        return Err("a path must start with `/`".into());
+    };
+    let parts: Vec<&str> = body.split('/').collect();
+    let mut segments = Vec::with_capacity(parts.len() + 1);
+    let mut names: Vec<&str> = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let last = i + 1 == parts.len();
+        if let Some(name) = angle_param(part) {
+            return Err(format!(
+                "`<{name}>` is not a parameter here: write `{{{name}}}`"
+            ));
+        }
+        if part.is_empty() {
+            if !last {
+                return Err("empty segment (`//`): only a trailing `/` may be empty".into());
+            }
+            segments.push(Segment::Static(String::new()));
+            continue;
+        }
+        if !part.contains(['{', '}']) {
+            segments.push(Segment::Static((*part).to_owned()));
+            continue;
+        }
+        let inner = part
+            .strip_prefix('{')
+            .and_then(|p| p.strip_suffix('}'))
+            .filter(|inner| !inner.contains(['{', '}']));
+        let Some(inner) = inner else {
+            return Err(format!(
+                "`{part}`: a parameter must be a whole segment, like `/{{name}}/`"
+            ));
+        };
+        let (rest, name) = match inner.strip_prefix('*') {
+            Some(name) => (true, name),
+            None => (false, inner),
+        };
+        if !is_identifier(name) {
+            return Err(format!(
+                "`{part}`: a parameter name must be a Rust identifier"
+            ));
+        }
+        if names.contains(&name) {
+            return Err(format!("parameter `{name}` appears twice"));
+        }
+        names.push(name);
+        if rest {
+            if !last {
+                return Err(format!("`{part}` must be the last segment"));
+            }
+            segments.push(Segment::Rest(Some(name.to_owned())));
+        } else {
+            segments.push(Segment::Param(name.to_owned()));
+        }
+    }
+    if prefix {
+        match segments.last_mut() {
+            Some(Segment::Rest(_)) => {}
+            Some(last @ Segment::Static(_)) if *last == Segment::Static(String::new()) => {
+                *last = Segment::Rest(None)
+            }
+            _ => segments.push(Segment::Rest(None)),
+        }
+    }
+    Ok(segments)
+}
+
+/// The name in a `<name>` segment (another framework's syntax), to point at `{name}`.
+fn angle_param(part: &str) -> Option<&str> {
+    let open = part.find('<')?;
+    let close = part[open..].find('>')? + open;
+    Some(&part[open + 1..close])
+}
+
+/// An ASCII Rust identifier (not `_` alone).
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name != "_"
+}
+
+/// A node of the segment trie: where a path is after some of its segments.
+#[derive(Debug, Default)]
+struct Node {
+    /// Literal next segments.
+    statics: HashMap<String, Node>,
+    /// A `{name}` next segment (names differ per route; they live in [`Entry`]).
+    param: Option<Box<Node>>,
+    /// Routes whose template ends here (indices into `Routes::entries`).
+    end: Vec<usize>,
+    /// Routes whose template ends here in `{*rest}`: they take all remaining segments.
+    rest: Vec<usize>,
+}
+
+/// A handler route and the names of its parameters, in template order.
 #[derive(Debug)]
-pub(crate) enum Lookup<'a> {
-    Found(&'a Route),
-    WrongMethod(Methods),
-    NotFound,
+struct Entry {
+    route: Route,
+    params: Vec<String>,
+    rest: Option<String>,
+}
+
+/// The handler table, built once at start-up.
+///
+/// # Examples
+/// ```
+/// use house::{Route, RouteError, Routes};
+///
+/// let clash = Routes::new([
+///     Route::closing("/rooms/{name}", |_| "a").with_name("a"),
+///     Route::closing("/rooms/{id}", |_| "b").with_name("b"),
+/// ]);
+/// assert!(matches!(clash, Err(RouteError::Duplicate { .. })));
+/// let bad = Routes::new([Route::closing("/rooms/<name>", |_| "")]).unwrap_err();
+/// assert_eq!(
+///     bad.to_string(),
+///     "route `/rooms/<name>` has a malformed path `/rooms/<name>`: \
+///      `<name>` is not a parameter here: write `{name}`"
+/// );
+/// ```
+#[derive(Debug, Default)]
+pub struct Routes {
+    entries: Vec<Entry>,
+    root: Node,
+    /// Catchers by status code.
+    catchers: HashMap<u16, Route>,
+}
+
+/// Where the router sends a request.
+#[derive(Debug)]
+pub(crate) enum Resolved<'a> {
+    /// Run this route's handler (never a catcher); the request's path parameters are set.
+    Handler(&'a Route),
+    /// Send this: a 404 or 405 (through its catcher), or the answer to `OPTIONS`.
+    Answer(Response),
 }
 
 impl Routes {
-    /// A table of `routes`, refusing two routes with the same path (or the same prefix).
-    pub fn new(routes: impl IntoIterator<Item = Route>) -> Result<Routes, DuplicateRoute> {
+    /// A table of `routes` (see [`add`](Self::add)).
+    pub fn new(routes: impl IntoIterator<Item = Route>) -> Result<Routes, RouteError> {
         let mut table = Routes::default();
         for route in routes {
             table.add(route)?;
@@ -284,33 +617,72 @@ impl Routes {
         Ok(table)
     }
 
-    /// Adds a route, refusing a path that is already taken.
-    pub fn add(&mut self, route: Route) -> Result<(), DuplicateRoute> {
-        let taken = if route.prefix {
-            self.prefixes.iter().find(|r| r.path == route.path)
+    /// Adds a route, refusing a malformed template, a template already taken for one of the
+    /// same methods (parameter names do not count: `/a/{x}` and `/a/{y}` are one template),
+    /// and a second catcher for a status.
+    pub fn add(&mut self, route: Route) -> Result<(), RouteError> {
+        if let Handler::Catcher(status, _) = route.handler {
+            if let Some(first) = self.catchers.get(&status.code()) {
+                return Err(RouteError::Duplicate {
+                    path: status.code().to_string(),
+                    first: first.name.to_string(),
+                    second: route.name.to_string(),
+                });
+            }
+            self.catchers.insert(status.code(), route);
+            return Ok(());
+        }
+        let segments =
+            parse_template(&route.path, route.prefix).map_err(|reason| RouteError::Template {
+                path: route.path.to_string(),
+                route: route.name.to_string(),
+                reason,
+            })?;
+        let mut node = &mut self.root;
+        let mut params = Vec::new();
+        let mut rest = None;
+        let mut is_rest = false;
+        for segment in segments {
+            match segment {
+                Segment::Static(text) => node = node.statics.entry(text).or_default(),
+                Segment::Param(name) => {
+                    params.push(name);
+                    node = node.param.get_or_insert_with(Box::default);
+                }
+                Segment::Rest(name) => {
+                    rest = name;
+                    is_rest = true;
+                }
+            }
+        }
+        let slot = if is_rest {
+            &mut node.rest
         } else {
-            self.exact.get(route.path.as_ref())
+            &mut node.end
         };
+        let taken = slot
+            .iter()
+            .map(|&id| &self.entries[id].route)
+            .find(|first| first.methods.overlaps(route.methods));
         if let Some(first) = taken {
-            return Err(DuplicateRoute {
+            return Err(RouteError::Duplicate {
                 path: route.path.to_string(),
                 first: first.name.to_string(),
                 second: route.name.to_string(),
             });
         }
-        if route.prefix {
-            self.prefixes.push(route);
-            self.prefixes
-                .sort_by_key(|r| std::cmp::Reverse(r.path.len()));
-        } else {
-            self.exact.insert(route.path.to_string(), route);
-        }
+        slot.push(self.entries.len());
+        self.entries.push(Entry {
+            route,
+            params,
+            rest,
+        });
         Ok(())
     }
 
-    /// How many routes there are.
+    /// How many routes there are (catchers included).
     pub fn len(&self) -> usize {
-        self.exact.len() + self.prefixes.len()
+        self.entries.len() + self.catchers.len()
     }
 
     /// Whether the table is empty.
@@ -318,58 +690,585 @@ impl Routes {
         self.len() == 0
     }
 
-    pub(crate) fn lookup(&self, path: &str, method: Method) -> Lookup<'_> {
-        let route = self.exact.get(path).or_else(|| {
-            self.prefixes
+    /// Every route and catcher.
+    #[allow(dead_code)] // For the start-up check that every needed state was given.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = &Route> {
+        self.entries
+            .iter()
+            .map(|entry| &entry.route)
+            .chain(self.catchers.values())
+    }
+
+    /// Finds the route for `request` and fills its path parameters, or makes the answer
+    /// when there is none (`404`, `405`, `OPTIONS`), through the catchers.
+    pub(crate) fn resolve(&self, request: &mut Request) -> Resolved<'_> {
+        let method = request.method();
+        if method == Method::Options && request.path() == "*" {
+            let all = self
+                .entries
                 .iter()
-                .find(|r| path.starts_with(r.path.as_ref()))
-        });
-        match route {
-            None => Lookup::NotFound,
-            Some(route) if route.methods.contains(method) => Lookup::Found(route),
-            Some(route) => Lookup::WrongMethod(route.methods),
+                .fold(Methods::NONE, |all, entry| all | entry.route.methods);
+            return Resolved::Answer(allow(Response::new(Status::NO_CONTENT), all));
+        }
+        let segments = match split(request.raw_path(), request.raw_path.is_some()) {
+            Ok(segments) => segments,
+            Err(err) => return Resolved::Answer(self.refuse(&err, Some(request))),
+        };
+        let mut captures = Vec::new();
+        let found = segments
+            .as_ref()
+            .and_then(|segments| walk(&self.root, segments, 0, &mut captures));
+        let (Some(segments), Some((node, rest_at))) = (segments, found) else {
+            let detail = format!("no handler for `{}`", request.path());
+            let response = Response::error(Status::NOT_FOUND, &detail);
+            return Resolved::Answer(self.catch(Some(request), detail, response));
+        };
+        let ids = if rest_at.is_some() {
+            &node.rest
+        } else {
+            &node.end
+        };
+        let Some(entry) = self.pick(ids, method) else {
+            let allowed = ids.iter().fold(Methods::NONE, |all, &id| {
+                all | self.entries[id].route.methods
+            });
+            if method == Method::Options {
+                return Resolved::Answer(allow(Response::new(Status::NO_CONTENT), allowed));
+            }
+            let header = allow_header(allowed);
+            let detail = format!("`{}` accepts {header}", request.path());
+            let response = allow(
+                Response::error(Status::METHOD_NOT_ALLOWED, &detail),
+                allowed,
+            );
+            return Resolved::Answer(self.catch(Some(request), detail, response));
+        };
+        let mut params = Params::new();
+        for (name, &at) in entry.params.iter().zip(&captures) {
+            params.push(name.as_str(), segments[at].as_ref());
+        }
+        if let (Some(name), Some(at)) = (&entry.rest, rest_at) {
+            let rest: Vec<&str> = segments[at..].iter().map(AsRef::as_ref).collect();
+            params.push(name.as_str(), rest.join("/"));
+        }
+        drop(segments);
+        request.path_params = params;
+        Resolved::Handler(&entry.route)
+    }
+
+    /// The route among `ids` for `method`: the one that accepts it, else for `HEAD` the `GET`
+    /// route (RFC 9110 9.3.2: the same answer without the body).
+    fn pick(&self, ids: &[usize], method: Method) -> Option<&Entry> {
+        let accepting = |method: Method| {
+            ids.iter()
+                .map(|&id| &self.entries[id])
+                .find(|entry| entry.route.methods.contains(method))
+        };
+        accepting(method).or_else(|| match method {
+            Method::Head => accepting(Method::Get),
+            _ => None,
+        })
+    }
+
+    /// The answer to a request refused before routing (by the parser, with no `request`),
+    /// through its catcher.
+    pub(crate) fn refuse(&self, err: &Error, request: Option<&Request>) -> Response {
+        let detail = err.to_string();
+        let response = Response::error(status_for(err), &detail);
+        self.catch(request, detail, response)
+    }
+
+    /// The server's own error answer `default` (with `detail`, what went wrong), or what the
+    /// catcher for its status makes of it. A catcher's `200` takes the caught status; a
+    /// `405`'s `Allow` is kept; a panicking catcher leaves `default`.
+    pub(crate) fn catch(
+        &self,
+        request: Option<&Request>,
+        detail: String,
+        default: Response,
+    ) -> Response {
+        let status = default.status();
+        let Some(Handler::Catcher(_, catcher)) =
+            self.catchers.get(&status.code()).map(Route::handler)
+        else {
+            return default;
+        };
+        let caught = Caught {
+            status,
+            request,
+            detail,
+        };
+        let response = match catch_unwind(AssertUnwindSafe(|| catcher(&caught))) {
+            Ok(response) => response,
+            Err(_) => {
+                log::warn!("the catcher for {} panicked", status.code());
+                return default;
+            }
+        };
+        let response = if response.status() == Status::OK {
+            (status, response).into_response()
+        } else {
+            response
+        };
+        match default.header("allow") {
+            Some(methods) if response.header("allow").is_none() => {
+                response.append_header("Allow", methods.to_owned())
+            }
+            _ => response,
         }
     }
+}
+
+/// `allowed` as an `Allow` header lists it: `HEAD` comes with `GET`, and `OPTIONS` is
+/// always answered.
+fn allow_header(allowed: Methods) -> String {
+    let mut allowed = allowed | Methods::OPTIONS;
+    if allowed.contains(Method::Get) {
+        allowed = allowed | Methods::HEAD;
+    }
+    allowed.allow_header()
+}
+
+fn allow(response: Response, allowed: Methods) -> Response {
+    response.append_header("Allow", allow_header(allowed))
+}
+
+/// The path's segments, each percent-decoded on its own if `encoded` (so `%2F` stays inside
+/// its segment); `None` for a path that does not start with `/`.
+fn split(raw: &str, encoded: bool) -> Result<Option<Vec<Cow<'_, str>>>, Error> {
+    let Some(body) = raw.strip_prefix('/') else {
+        return Ok(None);
+    };
+    let mut segments = Vec::with_capacity(8);
+    for part in body.split('/') {
+        let text = if encoded && part.contains('%') {
+            percent_decode_str(part)
+                .decode_utf8()
+                .map_err(|_| Error::InvalidUtf8)?
+        } else {
+            Cow::Borrowed(part)
+        };
+        segments.push(text);
+    }
+    Ok(Some(segments))
+}
+
+/// The trie node that `segments[at..]` lead to from `node`, and where a catch-all took the
+/// rest (if one did); `captures` gets the index of each segment a `{name}` took. Literal
+/// before `{name}` before `{*rest}`, backing out of dead ends. A node's depth is the number of
+/// segments taken, so no node is visited twice.
+fn walk<'n>(
+    node: &'n Node,
+    segments: &[Cow<'_, str>],
+    at: usize,
+    captures: &mut Vec<usize>,
+) -> Option<(&'n Node, Option<usize>)> {
+    let Some(segment) = segments.get(at) else {
+        return (!node.end.is_empty()).then_some((node, None));
+    };
+    if let Some(child) = node.statics.get(segment.as_ref()) {
+        if let Some(found) = walk(child, segments, at + 1, captures) {
+            return Some(found);
+        }
+    }
+    if let Some(child) = node.param.as_deref().filter(|_| !segment.is_empty()) {
+        captures.push(at);
+        if let Some(found) = walk(child, segments, at + 1, captures) {
+            return Some(found);
+        }
+        captures.pop();
+    }
+    (!node.rest.is_empty()).then_some((node, Some(at)))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn table(routes: impl IntoIterator<Item = Route>) -> Routes {
+        Routes::new(routes).unwrap()
+    }
+
+    /// A closing route named `name` at `path`.
+    fn at(path: &'static str, name: &'static str) -> Route {
+        Route::closing(path, |_| "").with_name(name)
+    }
+
+    /// The request as the parser would build it from the raw `target`.
+    fn parsed(method: &str, target: &str) -> Request {
+        let bytes = format!("{method} {target} HTTP/1.1\r\n\r\n");
+        match crate::parse::parse_request(bytes.as_bytes(), 4096, 8) {
+            Ok(crate::parse::Parsed::Complete { request, .. }) => *request,
+            other => panic!("{target}: {other:?}"),
+        }
+    }
+
+    /// Which route `GET target` runs, and its path parameters; or the answer's status.
+    fn route_of(routes: &Routes, target: &str) -> Result<(String, Vec<(String, String)>), u16> {
+        let mut request = parsed("GET", target);
+        match routes.resolve(&mut request) {
+            Resolved::Handler(route) => Ok((
+                route.name().to_owned(),
+                request
+                    .path_params()
+                    .iter()
+                    .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                    .collect(),
+            )),
+            Resolved::Answer(response) => Err(response.status().code()),
+        }
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    }
+
     #[test]
-    fn duplicate_names_both_routes() {
-        let err = Routes::new([
-            Route::closing("/a", |_| "1").with_name("first"),
-            Route::closing("/a", |_| "2").with_name("second"),
-        ])
-        .unwrap_err();
+    fn static_beats_param_beats_catch_all() {
+        let routes = table([
+            at("/a/b", "static"),
+            at("/a/{x}", "param"),
+            at("/a/{*rest}", "rest"),
+        ]);
+        assert_eq!(route_of(&routes, "/a/b"), Ok(("static".into(), vec![])));
         assert_eq!(
-            err.to_string(),
-            "path `/a` is registered twice: by `first` and by `second`"
+            route_of(&routes, "/a/c"),
+            Ok(("param".into(), params(&[("x", "c")])))
+        );
+        assert_eq!(
+            route_of(&routes, "/a/c/d"),
+            Ok(("rest".into(), params(&[("rest", "c/d")])))
+        );
+        // `{x}` takes no empty segment; `{*rest}` takes the bare trailing `/`.
+        assert_eq!(
+            route_of(&routes, "/a/"),
+            Ok(("rest".into(), params(&[("rest", "")])))
+        );
+        assert_eq!(route_of(&routes, "/a"), Err(404));
+    }
+
+    #[test]
+    fn backtracks_out_of_dead_ends() {
+        let routes = table([
+            at("/a/{x}/c", "param"),
+            at("/a/b/d", "static"),
+            at("/{*rest}", "fallback"),
+        ]);
+        assert_eq!(
+            route_of(&routes, "/a/b/c"),
+            Ok(("param".into(), params(&[("x", "b")])))
+        );
+        assert_eq!(route_of(&routes, "/a/b/d"), Ok(("static".into(), vec![])));
+        assert_eq!(
+            route_of(&routes, "/a/b/e"),
+            Ok(("fallback".into(), params(&[("rest", "a/b/e")])))
+        );
+        // A `{x}` capture from a branch that was backed out of is not kept.
+        let routes = table([at("/{x}/{y}/z", "deep"), at("/p/{y}", "shallow")]);
+        assert_eq!(
+            route_of(&routes, "/p/q"),
+            Ok(("shallow".into(), params(&[("y", "q")])))
+        );
+        assert_eq!(
+            route_of(&routes, "/p/q/z"),
+            Ok(("deep".into(), params(&[("x", "p"), ("y", "q")])))
         );
     }
 
     #[test]
-    fn lookup_exact_prefix_and_method() {
-        let routes = Routes::new([
-            Route::closing("/static/", |_| "dir").with_prefix(),
-            Route::closing("/static/app.js", |_| "exact"),
-            Route::closing("/post-only", |_| "p").with_methods(Methods::POST),
+    fn segments_decoded_one_at_a_time() {
+        let routes = table([
+            at("/rooms/{room}/messages", "messages"),
+            at("/files/{*path}", "files"),
+            at("/a b/{x}", "spaced"),
+        ]);
+        // `%2F` stays inside its segment rather than making two.
+        assert_eq!(
+            route_of(&routes, "/rooms/a%2Fb/messages"),
+            Ok(("messages".into(), params(&[("room", "a/b")])))
+        );
+        assert_eq!(
+            route_of(&routes, "/rooms/%C3%A9t%C3%A9/messages"),
+            Ok(("messages".into(), params(&[("room", "\u{e9}t\u{e9}")])))
+        );
+        assert_eq!(route_of(&routes, "/rooms/a/b/messages"), Err(404));
+        // Literal segments are compared decoded.
+        assert_eq!(
+            route_of(&routes, "/a%20b/%7Bx%7D"),
+            Ok(("spaced".into(), params(&[("x", "{x}")])))
+        );
+        assert_eq!(
+            route_of(&routes, "/files/a%2Fb/c%20d"),
+            Ok(("files".into(), params(&[("path", "a/b/c d")])))
+        );
+        assert_eq!(route_of(&routes, "/files"), Err(404));
+        // A hand-built request's path is taken as already decoded.
+        let mut request = Request::new(Method::Get, "/rooms/a%2Fb/messages");
+        assert!(matches!(routes.resolve(&mut request), Resolved::Handler(_)));
+        assert_eq!(request.path_param("room"), Some("a%2Fb"));
+    }
+
+    #[test]
+    fn a_segment_that_is_not_utf8_is_a_400() {
+        let routes = table([at("/{x}", "x")]);
+        let mut request = Request::new(Method::Get, "/?");
+        request.raw_path = Some("/%ff".into());
+        match routes.resolve(&mut request) {
+            Resolved::Answer(response) => assert_eq!(response.status(), Status::BAD_REQUEST),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn prefix_is_an_unnamed_catch_all() {
+        let routes = table([
+            at("/static/", "dir").with_prefix(),
+            at("/static/img", "img").with_prefix(),
+            at("/static/app.js", "exact"),
+        ]);
+        assert_eq!(
+            route_of(&routes, "/static/app.js"),
+            Ok(("exact".into(), vec![]))
+        );
+        assert_eq!(
+            route_of(&routes, "/static/x.css"),
+            Ok(("dir".into(), vec![]))
+        );
+        assert_eq!(route_of(&routes, "/static/"), Ok(("dir".into(), vec![])));
+        assert_eq!(
+            route_of(&routes, "/static/img/a.png"),
+            Ok(("img".into(), vec![]))
+        );
+        assert_eq!(route_of(&routes, "/static/img"), Ok(("dir".into(), vec![])));
+        assert_eq!(route_of(&routes, "/static"), Err(404));
+        assert_eq!(route_of(&routes, "/staticky"), Err(404));
+        let everything = table([at("/", "all").with_prefix()]);
+        assert_eq!(route_of(&everything, "/"), Ok(("all".into(), vec![])));
+        assert_eq!(route_of(&everything, "/x/y"), Ok(("all".into(), vec![])));
+    }
+
+    #[test]
+    fn duplicates_name_both_routes() {
+        let err = Routes::new([at("/a", "first"), at("/a", "second")]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "path `/a` is registered twice: by `first` and by `second`"
+        );
+        // Parameter names do not tell templates apart.
+        let err = Routes::new([at("/a/{x}", "first"), at("/a/{y}", "second")]).unwrap_err();
+        assert_eq!(
+            err,
+            RouteError::Duplicate {
+                path: "/a/{y}".into(),
+                first: "first".into(),
+                second: "second".into()
+            }
+        );
+        let err = Routes::new([at("/f/{*a}", "first"), at("/f/", "second").with_prefix()]);
+        assert!(matches!(err, Err(RouteError::Duplicate { .. })), "{err:?}");
+        // Overlapping methods clash; disjoint ones share the template.
+        let err = Routes::new([
+            at("/a/{x}", "first").with_methods(Methods::GET | Methods::POST),
+            at("/a/{y}", "second").with_methods(Methods::POST),
+        ]);
+        assert!(matches!(err, Err(RouteError::Duplicate { .. })), "{err:?}");
+        let routes = table([
+            at("/a/{x}", "get").with_methods(Methods::GET),
+            at("/a/{y}", "post").with_methods(Methods::POST),
+        ]);
+        assert_eq!(
+            route_of(&routes, "/a/1"),
+            Ok(("get".into(), params(&[("x", "1")])))
+        );
+        // `/a/{x}` and `/a/{*x}` and `/a/b` are different shapes.
+        table([at("/a/{x}", "p"), at("/a/{*x}", "r"), at("/a/b", "s")]);
+        let err = Routes::new([
+            Route::catcher(Status::NOT_FOUND, |_| "a").with_name("a"),
+            Route::catcher(Status::NOT_FOUND, |_| "b").with_name("b"),
         ])
-        .unwrap();
-        assert!(
-            matches!(routes.lookup("/static/app.js", Method::Get), Lookup::Found(r) if r.path() == "/static/app.js")
+        .unwrap_err();
+        assert_eq!(err.to_string(), "status 404 has two catchers: `a` and `b`");
+    }
+
+    #[test]
+    fn malformed_templates() {
+        for (path, reason) in [
+            ("a/b", "a path must start with `/`"),
+            ("", "a path must start with `/`"),
+            (
+                "/a//b",
+                "empty segment (`//`): only a trailing `/` may be empty",
+            ),
+            (
+                "//",
+                "empty segment (`//`): only a trailing `/` may be empty",
+            ),
+            (
+                "/a/<name>",
+                "`<name>` is not a parameter here: write `{name}`",
+            ),
+            ("/a/x<id>", "`<id>` is not a parameter here: write `{id}`"),
+            (
+                "/a{b}",
+                "`a{b}`: a parameter must be a whole segment, like `/{name}/`",
+            ),
+            (
+                "/{a}b",
+                "`{a}b`: a parameter must be a whole segment, like `/{name}/`",
+            ),
+            (
+                "/{a",
+                "`{a`: a parameter must be a whole segment, like `/{name}/`",
+            ),
+            (
+                "/a}",
+                "`a}`: a parameter must be a whole segment, like `/{name}/`",
+            ),
+            (
+                "/{{a}}",
+                "`{{a}}`: a parameter must be a whole segment, like `/{name}/`",
+            ),
+            ("/{}", "`{}`: a parameter name must be a Rust identifier"),
+            ("/{*}", "`{*}`: a parameter name must be a Rust identifier"),
+            (
+                "/{1x}",
+                "`{1x}`: a parameter name must be a Rust identifier",
+            ),
+            (
+                "/{a-b}",
+                "`{a-b}`: a parameter name must be a Rust identifier",
+            ),
+            ("/{_}", "`{_}`: a parameter name must be a Rust identifier"),
+            (
+                "/{ a }",
+                "`{ a }`: a parameter name must be a Rust identifier",
+            ),
+            ("/{a}/{a}", "parameter `a` appears twice"),
+            ("/{a}/{*a}", "parameter `a` appears twice"),
+            ("/{*rest}/x", "`{*rest}` must be the last segment"),
+            ("/{*rest}/", "`{*rest}` must be the last segment"),
+        ] {
+            let err = Routes::new([at(path, "r")]).unwrap_err();
+            assert_eq!(
+                err,
+                RouteError::Template {
+                    path: path.into(),
+                    route: "r".into(),
+                    reason: reason.into()
+                },
+                "{path}"
+            );
+        }
+        for fine in ["/", "/a/", "/{_a}/{b2}/", "/{*rest}", "/a/{x}/{*rest}"] {
+            table([at(fine, "r")]);
+        }
+    }
+
+    /// The answer `method target` gets: status and `Allow`.
+    fn answer(routes: &Routes, method: &str, target: &str) -> (u16, Option<String>) {
+        let mut request = parsed(method, target);
+        match routes.resolve(&mut request) {
+            Resolved::Answer(response) => (
+                response.status().code(),
+                response.header("allow").map(str::to_owned),
+            ),
+            Resolved::Handler(route) => (0, Some(route.name().to_owned())),
+        }
+    }
+
+    #[test]
+    fn methods_405_head_and_options() {
+        let routes = table([
+            at("/things", "list").with_methods(Methods::GET),
+            at("/things", "make").with_methods(Methods::POST),
+            at("/put", "put").with_methods(Methods::PUT),
+            at("/own-options", "opt").with_methods(Methods::OPTIONS | Methods::GET),
+            at("/head", "head").with_methods(Methods::HEAD),
+            at("/head", "get").with_methods(Methods::GET),
+        ]);
+        let run = |name: &str| (0, Some(name.to_owned()));
+        assert_eq!(answer(&routes, "GET", "/things"), run("list"));
+        assert_eq!(answer(&routes, "POST", "/things"), run("make"));
+        // HEAD runs the GET route unless there is a HEAD route.
+        assert_eq!(answer(&routes, "HEAD", "/things"), run("list"));
+        assert_eq!(answer(&routes, "HEAD", "/head"), run("head"));
+        let allow = Some("GET, HEAD, POST, OPTIONS".to_owned());
+        assert_eq!(answer(&routes, "DELETE", "/things"), (405, allow.clone()));
+        assert_eq!(answer(&routes, "BREW", "/things"), (405, allow.clone()));
+        assert_eq!(answer(&routes, "OPTIONS", "/things"), (204, allow));
+        // No GET, so no HEAD.
+        let put = Some("PUT, OPTIONS".to_owned());
+        assert_eq!(answer(&routes, "HEAD", "/put"), (405, put.clone()));
+        assert_eq!(answer(&routes, "OPTIONS", "/put"), (204, put));
+        assert_eq!(answer(&routes, "OPTIONS", "/own-options"), run("opt"));
+        assert_eq!(answer(&routes, "OPTIONS", "/nope"), (404, None));
+        assert_eq!(
+            answer(&routes, "OPTIONS", "*"),
+            (204, Some("GET, HEAD, POST, PUT, OPTIONS".to_owned()))
         );
-        assert!(
-            matches!(routes.lookup("/static/x.css", Method::Get), Lookup::Found(r) if r.path() == "/static/")
+        assert_eq!(
+            answer(&table([]), "OPTIONS", "*"),
+            (204, Some("OPTIONS".to_owned()))
         );
-        assert!(matches!(
-            routes.lookup("/post-only", Method::Get),
-            Lookup::WrongMethod(_)
-        ));
-        assert!(matches!(
-            routes.lookup("/nope", Method::Get),
-            Lookup::NotFound
-        ));
+    }
+
+    #[test]
+    fn catchers_replace_the_servers_answers() {
+        let routes = table([
+            at("/post", "post").with_methods(Methods::POST),
+            Route::catcher(Status::NOT_FOUND, |caught| {
+                let path = caught.request.map_or("-", Request::path).to_owned();
+                format!("{} {path}: {}", caught.status.code(), caught.detail)
+            }),
+            Route::catcher(Status::METHOD_NOT_ALLOWED, |_| {
+                (Status::SERVICE_UNAVAILABLE, "teapot")
+            }),
+            Route::catcher(Status::PAYLOAD_TOO_LARGE, |_| -> &str {
+                panic!("catcher fails")
+            }),
+        ]);
+        let mut request = parsed("GET", "/nope");
+        let Resolved::Answer(response) = routes.resolve(&mut request) else {
+            panic!("routed")
+        };
+        assert_eq!(response.status(), Status::NOT_FOUND);
+        assert_eq!(
+            response.body().len(),
+            "404 /nope: no handler for `/nope`".len() as u64
+        );
+        // Another status is kept, and so is `Allow`.
+        let mut request = parsed("GET", "/post");
+        let Resolved::Answer(response) = routes.resolve(&mut request) else {
+            panic!("routed")
+        };
+        assert_eq!(response.status(), Status::SERVICE_UNAVAILABLE);
+        assert_eq!(response.header("allow"), Some("POST, OPTIONS"));
+        // A panicking catcher leaves the default; a status without a catcher is as it was.
+        let response = routes.refuse(&Error::TooLarge, None);
+        assert_eq!(response.status(), Status::PAYLOAD_TOO_LARGE);
+        assert_eq!(
+            response.body().len(),
+            "413 Payload Too Large: request too large\n".len() as u64
+        );
+        let response = routes.refuse(&Error::UriTooLong, None);
+        assert_eq!(response.status(), Status::URI_TOO_LONG);
+    }
+
+    #[test]
+    fn needs_state_records_each_type_once() {
+        struct AppState;
+        let route = at("/", "r")
+            .needs_state::<AppState>()
+            .needs_state::<String>()
+            .needs_state::<AppState>();
+        let names: Vec<&str> = route.needed_states().iter().map(|(_, n)| *n).collect();
+        assert_eq!(names.len(), 2);
+        assert!(names[0].ends_with("AppState"), "{names:?}");
+        assert_eq!(route.needed_states()[1].0, TypeId::of::<String>());
+        let routes = table([route, Route::catcher(Status::NOT_FOUND, |_| "")]);
+        assert_eq!(routes.iter().count(), 2);
     }
 }

@@ -35,7 +35,6 @@ use crate::config::Config;
 use crate::conn::{AfterFlush, Conn, Exchange};
 use crate::error::Error;
 use crate::hub::{Hub, PublishError, Remote};
-use crate::response::Response;
 use crate::route::{Route, Routes};
 use crate::session::Sessions;
 use crate::sse::Event;
@@ -166,8 +165,10 @@ impl std::fmt::Debug for Server {
 }
 
 impl Server {
-    /// Binds `addr` and builds the handler table. A path registered twice is an
-    /// [`io::ErrorKind::InvalidInput`] error naming both routes.
+    /// Binds `addr` and builds the handler table. A table that cannot be built (a
+    /// [`RouteError`](crate::RouteError): a template taken twice for one method, two catchers
+    /// for a status, a malformed template) is an [`io::ErrorKind::InvalidInput`] error that
+    /// says which routes.
     pub fn bind(
         addr: impl ToSocketAddrs,
         config: Config,
@@ -371,7 +372,7 @@ impl Server {
             self.close(token, reason);
         }
         for (token, started) in due.timed_out {
-            let response = Response::from(Error::Timeout);
+            let response = self.routes.refuse(&Error::Timeout, None);
             self.respond(token, response, Exchange::unparsed(started));
         }
         if due.resume_accepts {

@@ -110,11 +110,11 @@ fn methods_outside_the_list_answer_405() {
     let server = server();
     let get = server.get("/send-message?room=a&name=b&message=hello");
     assert_eq!(status_of(&get), 405, "{get}");
-    assert_eq!(header(&get, "Allow"), Some("POST"));
+    assert_eq!(header(&get, "Allow"), Some("POST, OPTIONS"));
     // The default is GET, HEAD and POST.
     let put = server.exchange(b"PUT /count?channel=x HTTP/1.1\r\nHost: t\r\nConnection: close\r\nContent-Length: 0\r\n\r\n");
     assert_eq!(status_of(&put), 405, "{put}");
-    assert_eq!(header(&put, "Allow"), Some("GET, HEAD, POST"));
+    assert_eq!(header(&put, "Allow"), Some("GET, HEAD, POST, OPTIONS"));
 }
 
 #[test]

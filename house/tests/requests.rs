@@ -118,7 +118,10 @@ fn error_statuses_and_server_keeps_serving() {
 fn wrong_method_lists_allowed_ones() {
     let server = TestServer::start(Config::default(), routes());
     let response = server.exchange(b"PUT /post-only HTTP/1.1\r\nConnection: close\r\n\r\n");
-    assert!(response.contains("\r\nAllow: POST\r\n"), "{response}");
+    assert!(
+        response.contains("\r\nAllow: POST, OPTIONS\r\n"),
+        "{response}"
+    );
 }
 
 #[test]

@@ -3,8 +3,6 @@
 //! response (or parks it until the broker has the handler's events, or hands the connection
 //! to the streams stage).
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
-
 use mio::Token;
 
 use super::Server;
@@ -12,16 +10,9 @@ use crate::conn::{Conn, Exchange, FileBody, Parked, Taken};
 use crate::hub::PublishError;
 use crate::request::{Method, Version};
 use crate::response::{Body, IntoResponse, Response, Status};
-use crate::route::{Ctx, Handler, Lookup, Subscribe};
+use crate::route::{Ctx, Handler, Outcome, Resolved};
 use crate::session::Session;
 use crate::stats::DropReason;
-
-/// What a handler produced.
-enum Outcome {
-    Respond(Response),
-    Stream(Subscribe),
-    Panicked,
-}
 
 impl Server {
     /// Reads until `WouldBlock` (or the end), then acts on it; for calls not prompted by a
@@ -65,7 +56,8 @@ impl Server {
                 None => return,
                 Some(Err((err, started))) => {
                     log::debug!("{}: bad request: {err}", conn.peer());
-                    self.respond(token, Response::from(err), Exchange::unparsed(started));
+                    let response = self.routes.refuse(&err, None);
+                    self.respond(token, response, Exchange::unparsed(started));
                     return;
                 }
                 Some(Ok(taken)) => self.dispatch(token, taken),
@@ -73,53 +65,30 @@ impl Server {
         }
     }
 
-    /// Runs the request's handler and queues its answer.
+    /// Routes the request, runs its handler and queues its answer.
     fn dispatch(&mut self, token: Token, taken: Taken) {
         let Taken {
-            request,
+            mut request,
             keep_alive,
             started,
         } = taken;
         // Once shutting down, every answer closes its connection.
         let keep_alive = keep_alive && self.shutdown_deadline.is_none();
-        let exchange = Exchange::of(&request, keep_alive, started);
         self.refresh_gauges();
-        let handler = match self.routes.lookup(request.path(), request.method()) {
-            Lookup::NotFound => {
-                let detail = format!("no handler for `{}`", request.path());
-                let response = Response::error(Status::NOT_FOUND, detail);
-                return self.respond(token, response, exchange);
-            }
-            Lookup::WrongMethod(allowed) => {
-                let detail = format!("`{}` accepts {}", request.path(), allowed.allow_header());
-                let response = Response::error(Status::METHOD_NOT_ALLOWED, detail)
-                    .with_header("Allow", allowed.allow_header());
-                return self.respond(token, response, exchange);
-            }
-            Lookup::Found(route) => route.handler(),
+        let resolved = self.routes.resolve(&mut request);
+        let exchange = Exchange::of(&request, keep_alive, started);
+        let route = match resolved {
+            Resolved::Answer(response) => return self.respond(token, response, exchange),
+            Resolved::Handler(route) => route,
         };
         // Only a closing handler's response can carry a new session's cookie.
-        let may_create = matches!(handler, Handler::Closing(_));
+        let may_create = matches!(route.handler(), Handler::Closing(_));
         let session = Session::open(&mut self.sessions, &request, may_create, self.now);
         let mut ctx = Ctx::new(&request, &mut self.hub)
             .with_stats(&self.stats)
             .with_session(session);
         // A panicking handler answers 500 to its own request; everyone else is served on.
-        let outcome = match handler {
-            Handler::Closing(handler) => {
-                match catch_unwind(AssertUnwindSafe(|| handler(&mut ctx))) {
-                    Ok(response) => Outcome::Respond(response),
-                    Err(_) => Outcome::Panicked,
-                }
-            }
-            Handler::Stream(handler) => {
-                match catch_unwind(AssertUnwindSafe(|| handler(&mut ctx))) {
-                    Ok(Ok(subscribe)) => Outcome::Stream(subscribe),
-                    Ok(Err(response)) => Outcome::Respond(response),
-                    Err(_) => Outcome::Panicked,
-                }
-            }
-        };
+        let outcome = route.run(&mut ctx);
         let cookie = ctx.session.close(!matches!(outcome, Outcome::Panicked));
         match outcome {
             Outcome::Respond(response) => {
@@ -139,7 +108,9 @@ impl Server {
             Outcome::Panicked => {
                 self.hub.await_acks(None);
                 log::warn!("{}: the handler panicked", exchange.path);
-                let response = Response::error(Status::INTERNAL_SERVER_ERROR, "the handler failed");
+                let detail = "the handler failed";
+                let default = Response::error(Status::INTERNAL_SERVER_ERROR, detail);
+                let response = self.routes.catch(Some(&request), detail.into(), default);
                 self.respond(token, response, exchange);
             }
         }
