@@ -33,6 +33,50 @@
 //! Handlers can also be written by hand with [`Route::closing`] and [`Route::stream`]; the
 //! macros expand to the same thing (see [`closing_handler`] for every parameter rule).
 //!
+//! # Routing
+//! A route's path is a template: `{name}` takes one whole segment, a trailing `{*rest}` every
+//! segment after it, and handlers read them with [`Request::path_param`]. Literal segments win
+//! over `{name}` and `{name}` over `{*rest}`; each segment is percent-decoded on its own, so an
+//! encoded `/` (`%2F`) stays inside its segment. Several routes can share a template with
+//! different [`Methods`]; any other method answers `405` with `Allow`, `HEAD` runs the `GET`
+//! route and sends only the head, `OPTIONS` answers `204` with `Allow` (and `OPTIONS *` lists
+//! every method the server takes). A [catcher](Route::catcher) replaces the server's own
+//! error answers (`404`, `405`, a panicking handler's `500`, the parser's `4xx`/`5xx`). A
+//! table that cannot be built is a [`RouteError`]. See [`Route`] for the rules.
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use house::{Config, Methods, Route, Server, Status};
+//!
+//! let routes = vec![
+//!     Route::closing("/rooms/{room}", |ctx| {
+//!         format!("room {}", ctx.request.path_param("room").unwrap_or_default())
+//!     })
+//!     .with_methods(Methods::GET),
+//!     Route::closing("/rooms/{room}", |_| "joined").with_methods(Methods::POST),
+//!     Route::catcher(Status::NOT_FOUND, |caught| format!("no page: {}", caught.detail)),
+//! ];
+//! let server = Server::bind("127.0.0.1:0", Config::default(), routes)?;
+//! let (addr, handle) = (server.local_addr(), server.handle());
+//! let thread = std::thread::spawn(move || server.run());
+//! let ask = |request: &str| -> std::io::Result<String> {
+//!     let mut stream = std::net::TcpStream::connect(addr)?;
+//!     stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+//!     stream.write_all(request.as_bytes())?;
+//!     let mut response = String::new();
+//!     stream.read_to_string(&mut response)?;
+//!     Ok(response)
+//! };
+//! let close = "HTTP/1.1\r\nConnection: close\r\n\r\n";
+//! assert!(ask(&format!("GET /rooms/a%2Fb {close}"))?.ends_with("room a/b"));
+//! let wrong = ask(&format!("DELETE /rooms/x {close}"))?;
+//! assert!(wrong.starts_with("HTTP/1.1 405") && wrong.contains("Allow: GET, HEAD, POST, OPTIONS"));
+//! assert!(ask(&format!("GET /nope {close}"))?.ends_with("no page: no handler for `/nope`"));
+//! handle.shutdown();
+//! thread.join().expect("the server thread")?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
 //! # Behaviour
 //! - **Requests**: HTTP/1.0 and 1.1, keep-alive (unless `Connection: close`; HTTP/1.0 only
 //!   with `keep-alive`) and pipelining, answered in order. `Transfer-Encoding` answers 501;

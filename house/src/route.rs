@@ -310,7 +310,7 @@ impl Route {
     ///
     /// # Examples
     /// ```
-    /// use house::{Methods, Route, Routes, Status};
+    /// use house::{Methods, Route, Routes};
     ///
     /// let routes = Routes::new([
     ///     Route::closing("/things", |_| "the list").with_methods(Methods::GET),
