@@ -29,7 +29,7 @@ fn routes() -> Vec<Route> {
         Route::closing("/things", |_| "the list").with_methods(Methods::GET),
         Route::closing("/things", |ctx| {
             let name = String::from_utf8_lossy(ctx.request.body()).into_owned();
-            format!("made {name}")
+            (Status::CREATED, format!("made {name}"))
         })
         .with_methods(Methods::POST),
         Route::closing("/things/{id}", |ctx| {
@@ -117,7 +117,7 @@ fn get_and_post_on_one_path() {
     assert_eq!(body_of(&send(&server, "GET", "/things")), "the list");
     let response = server
         .exchange(b"POST /things HTTP/1.1\r\nContent-Length: 3\r\nConnection: close\r\n\r\nmug");
-    assert_eq!(status_of(&response), 200, "{response}");
+    assert_eq!(status_of(&response), 201, "{response}");
     assert_eq!(body_of(&response), "made mug");
     let response = send(&server, "DELETE", "/things/7");
     assert_eq!(body_of(&response), "deleted 7");
