@@ -133,6 +133,7 @@ mod route;
 mod server;
 mod session;
 mod sse;
+mod state;
 mod stats;
 
 pub use config::Config;
@@ -151,6 +152,7 @@ pub use route::{
 pub use server::{Handle, Server};
 pub use session::{Session, SessionError};
 pub use sse::{comment, Event, RESET_EVENT};
+pub use state::States;
 pub use stats::{DropReason, Stats};
 
 /// Limits and their defaults.

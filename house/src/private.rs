@@ -6,11 +6,25 @@ use std::fmt;
 use crate::param::{plural, Bounded, ParamError};
 use crate::response::{IntoResponse, Response, Status, HTML};
 use crate::route::{IntoSubscribe, Route, Subscribe};
+use crate::state::States;
 
 /// Implemented by the type-namespace companion the macros emit next to a handler fn.
 pub trait HandlerRoute {
     /// The handler's route, with its path, methods and name.
     fn route() -> Route;
+}
+
+/// A `&T` state argument: the server's value of type `T`. `Server::run` already refused to
+/// start without it, so the 500 is for hand-built contexts that forgot it, never a panic.
+pub fn state<T: 'static>(states: &States) -> Result<&T, Response> {
+    states.get::<T>().ok_or_else(|| {
+        let name = std::any::type_name::<T>();
+        log::error!("a handler needs state `{name}`, which the server was not given");
+        Response::error(
+            Status::INTERNAL_SERVER_ERROR,
+            "the server is missing state this handler needs",
+        )
+    })
 }
 
 /// The 400 answered for a refused parameter.

@@ -1,6 +1,6 @@
 //! The handler table: which handler answers which path, and what handlers see and return.
 
-use std::any::{type_name, TypeId};
+use std::any::TypeId;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
@@ -13,10 +13,11 @@ use crate::hub::Hub;
 use crate::request::{Method, Methods, Params, Request};
 use crate::response::{IntoResponse, Response, Status};
 use crate::session::Session;
+use crate::state::{States, NO_STATES};
 use crate::stats::Stats;
 
-/// What a handler runs with: the request, the channel hub, the server's stats, and the
-/// client's session.
+/// What a handler runs with: the request, the channel hub, the server's stats, the client's
+/// session, and the application state.
 ///
 /// The fields are public so generated code can borrow them separately.
 #[non_exhaustive]
@@ -29,20 +30,23 @@ pub struct Ctx<'a> {
     pub stats: &'a Stats,
     /// The client's session (created only when a handler writes to it).
     pub session: Session<'a>,
+    /// The application state given to [`Server::with_state`](crate::Server::with_state).
+    pub state: &'a States,
 }
 
 /// Stats for contexts built outside a server.
 static NO_STATS: Stats = Stats::EMPTY;
 
 impl<'a> Ctx<'a> {
-    /// A context for `request` and `hub` (with empty stats and a
-    /// [detached](Session::detached) session): for testing handlers by hand.
+    /// A context for `request` and `hub` (with empty stats, a [detached](Session::detached)
+    /// session and no state): for testing handlers by hand.
     pub fn new(request: &'a Request, hub: &'a mut Hub) -> Ctx<'a> {
         Ctx {
             request,
             hub,
             stats: &NO_STATS,
             session: Session::detached(),
+            state: &NO_STATES,
         }
     }
 
@@ -54,6 +58,25 @@ impl<'a> Ctx<'a> {
     /// The same context with `stats`.
     pub fn with_stats(self, stats: &'a Stats) -> Ctx<'a> {
         Ctx { stats, ..self }
+    }
+
+    /// The same context with the application `state`.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{Ctx, Hub, Method, Request, States};
+    ///
+    /// struct Motd(&'static str);
+    ///
+    /// let mut states = States::new();
+    /// states.insert(Motd("hello"));
+    /// let request = Request::new(Method::Get, "/motd");
+    /// let mut hub = Hub::default();
+    /// let ctx = Ctx::new(&request, &mut hub).with_state(&states);
+    /// assert_eq!(ctx.state.get::<Motd>().map(|m| m.0), Some("hello"));
+    /// ```
+    pub fn with_state(self, state: &'a States) -> Ctx<'a> {
+        Ctx { state, ..self }
     }
 }
 
@@ -219,8 +242,8 @@ pub struct Route {
     prefix: bool,
     methods: Methods,
     handler: Handler,
-    /// The state types the handler reads: `(TypeId, type name)`.
-    states: Vec<(TypeId, &'static str)>,
+    /// The state types the handler reads: `(type, type name)`.
+    needs: Vec<(TypeId, &'static str)>,
 }
 
 impl Route {
@@ -277,7 +300,7 @@ impl Route {
             prefix: false,
             methods: Methods::NONE,
             handler: Handler::Catcher(status, Box::new(catcher)),
-            states: Vec::new(),
+            needs: Vec::new(),
         }
     }
 
@@ -289,7 +312,7 @@ impl Route {
             prefix: false,
             methods: Methods::DEFAULT,
             handler,
-            states: Vec::new(),
+            needs: Vec::new(),
         }
     }
 
@@ -330,21 +353,39 @@ impl Route {
         self
     }
 
-    /// Records that the handler reads state of type `T`, so the server refuses to start
-    /// without it rather than failing each request. The macros add this for every `&T`
-    /// state argument.
+    /// Records that the handler reads state of type `T`, so that [`Server::run`] refuses to
+    /// start without it (the macros add this for each `&T` state argument).
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{Route, Server, Config};
+    ///
+    /// struct Rooms(Vec<String>);
+    ///
+    /// let rooms = Route::closing("/rooms", |ctx| {
+    ///     let count = ctx.state.get::<Rooms>().map_or(0, |rooms| rooms.0.len());
+    ///     format!("{count} rooms")
+    /// })
+    /// .needs_state::<Rooms>();
+    /// let server = Server::bind("127.0.0.1:0", Config::default(), [rooms])?;
+    /// let err = server.run().unwrap_err();
+    /// assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    /// assert!(err.to_string().ends_with("::Rooms`; add it with `Server::with_state`"), "{err}");
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// [`Server::run`]: crate::Server::run
     pub fn needs_state<T: 'static>(mut self) -> Route {
-        let needed = (TypeId::of::<T>(), type_name::<T>());
-        if !self.states.contains(&needed) {
-            self.states.push(needed);
+        let need = (TypeId::of::<T>(), std::any::type_name::<T>());
+        if !self.needs.contains(&need) {
+            self.needs.push(need);
         }
         self
     }
 
-    /// The state types the handler reads, as `(TypeId, type name)`.
-    #[allow(dead_code)] // For the start-up check that every needed state was given.
+    /// The state types the handler reads, as recorded by [`needs_state`](Self::needs_state).
     pub(crate) fn needed_states(&self) -> &[(TypeId, &'static str)] {
-        &self.states
+        &self.needs
     }
 
     /// The route's name.

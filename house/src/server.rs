@@ -20,6 +20,7 @@ mod flush;
 mod streams;
 mod timers;
 
+use std::any::TypeId;
 use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -38,6 +39,7 @@ use crate::hub::{Hub, PublishError, Remote};
 use crate::route::{Route, Routes};
 use crate::session::Sessions;
 use crate::sse::Event;
+use crate::state::States;
 use crate::stats::{DropReason, Stats};
 
 use flush::Dirty;
@@ -138,6 +140,10 @@ pub struct Server {
     sender: Sender<Command>,
     commands: Receiver<Command>,
     routes: Routes,
+    /// The application state handlers borrow by type.
+    states: States,
+    /// The state each route needs: `(route name, type, type name)`, checked by `run`.
+    needs: Vec<(String, TypeId, &'static str)>,
     hub: Hub,
     sessions: Sessions,
     config: Config,
@@ -174,6 +180,17 @@ impl Server {
         config: Config,
         routes: impl IntoIterator<Item = Route>,
     ) -> io::Result<Server> {
+        let routes: Vec<Route> = routes.into_iter().collect();
+        let needs = routes
+            .iter()
+            .flat_map(|route| {
+                let name = route.name();
+                route
+                    .needed_states()
+                    .iter()
+                    .map(move |&(id, ty)| (name.to_owned(), id, ty))
+            })
+            .collect();
         let routes =
             Routes::new(routes).map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
         let addr = addr
@@ -196,6 +213,8 @@ impl Server {
             sender,
             commands,
             routes,
+            states: States::new(),
+            needs,
             hub,
             sessions: Sessions::new(&config),
             config,
@@ -226,8 +245,49 @@ impl Server {
         }
     }
 
+    /// Adds application state: a value handlers borrow by its type (a `&T` argument with the
+    /// macros, [`Ctx::state`] by hand). Call it once per type; a second value of a type
+    /// replaces the first.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use house::{closing_handler, routes, Config, Server};
+    ///
+    /// /// Shared by every request; state is `Sync`, so counters are atomics (or behind a lock).
+    /// struct Visits(AtomicU64);
+    ///
+    /// #[closing_handler]
+    /// fn visit(visits: &Visits) -> String {
+    ///     let n = visits.0.fetch_add(1, Ordering::Relaxed) + 1;
+    ///     format!("visit number {n}")
+    /// }
+    ///
+    /// Server::bind("127.0.0.1:8080", Config::default(), routes![visit])?
+    ///     .with_state(Visits(AtomicU64::new(0)))
+    ///     .with_state(String::from("another type, another value"))
+    ///     .run()?;
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    ///
+    /// [`Ctx::state`]: crate::Ctx::state
+    pub fn with_state<T: Send + Sync + 'static>(mut self, value: T) -> Server {
+        self.states.insert(value);
+        self
+    }
+
     /// Runs the loop on this thread until [`Handle::shutdown`] is called.
+    ///
+    /// # Errors
+    /// [`io::ErrorKind::InvalidInput`] at once if a route needs a state type (see
+    /// [`Route::needs_state`]) that was not given to [`with_state`](Self::with_state); the
+    /// message names the handler and the type. Otherwise the poll's own errors.
     pub fn run(mut self) -> io::Result<()> {
+        self.states.check(
+            self.needs
+                .iter()
+                .map(|(route, id, ty)| (route.as_str(), *id, *ty)),
+        )?;
         let mut events = Events::with_capacity(EVENTS_PER_TURN);
         let tick = self.config.tick();
         let mut next_sweep = self.now + tick;

@@ -86,7 +86,8 @@ impl Server {
         let session = Session::open(&mut self.sessions, &request, may_create, self.now);
         let mut ctx = Ctx::new(&request, &mut self.hub)
             .with_stats(&self.stats)
-            .with_session(session);
+            .with_session(session)
+            .with_state(&self.states);
         // A panicking handler answers 500 to its own request; everyone else is served on.
         let outcome = route.run(&mut ctx);
         let cookie = ctx.session.close(!matches!(outcome, Outcome::Panicked));
