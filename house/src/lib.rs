@@ -120,6 +120,7 @@ mod config;
 mod conn;
 mod error;
 pub mod files;
+mod guard;
 mod hub;
 mod limit;
 mod lru;
@@ -138,6 +139,7 @@ mod stats;
 
 pub use config::Config;
 pub use error::{status_for, Error};
+pub use guard::{Bearer, BearerTokens, FromRequest, SessionUser};
 pub use house_macros::{closing_handler, stream_handler, FromParam};
 pub use hub::{Hub, PublishError, Published};
 pub use limit::RateLimited;
