@@ -397,7 +397,10 @@ mod tests {
         assert_eq!(parse("Bearer a b"), Credentials::Malformed);
         assert_eq!(parse("Bearer ==="), Credentials::Malformed);
         assert_eq!(parse("Bearer a=b"), Credentials::Malformed);
-        assert_eq!(parse("bEaReR  abc-._~+/=="), Credentials::Token("abc-._~+/=="));
+        assert_eq!(
+            parse("bEaReR  abc-._~+/=="),
+            Credentials::Token("abc-._~+/==")
+        );
         assert_eq!(parse_bearer(Some(b"Bearer \xff")), Credentials::Malformed);
     }
 

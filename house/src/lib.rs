@@ -114,6 +114,7 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+mod body;
 #[cfg(feature = "redis")]
 mod broker;
 mod config;
@@ -137,6 +138,7 @@ mod sse;
 mod state;
 mod stats;
 
+pub use body::{BodyError, FromBody, Validate};
 pub use config::Config;
 pub use error::{status_for, Error};
 pub use guard::{Bearer, BearerTokens, FromRequest, SessionUser};

@@ -3,7 +3,9 @@
 
 use std::fmt;
 
+use crate::body::{expect_type, FromBody, Validate};
 use crate::param::{plural, Bounded, ParamError};
+use crate::request::Request;
 use crate::response::{IntoResponse, Response, Status, HTML};
 use crate::route::{IntoSubscribe, Route, Subscribe};
 use crate::state::States;
@@ -26,6 +28,64 @@ pub fn state<T: 'static>(states: &States) -> Result<&T, Response> {
         )
     })
 }
+
+/// A `#[body]` argument: the value, or the `400`/`415` that refuses the request.
+pub fn body<T: FromBody>(request: &Request) -> Result<T, Response> {
+    T::from_body(request)
+}
+
+/// A handler that reads parameters and no `#[body]`: a non-empty body must be a form, since
+/// that is the only body its parameters come from (a JSON or multipart body would otherwise
+/// answer a misleading "missing parameter").
+pub fn expect_form(request: &Request) -> Result<(), Response> {
+    if request.body().is_empty() {
+        return Ok(());
+    }
+    expect_type(request, "application/x-www-form-urlencoded")
+}
+
+/// Autoref specialisation for [`validate_body!`]: a body value, borrowed.
+#[derive(Debug)]
+pub struct Wrap<'a, T>(pub &'a T);
+
+/// Chosen by method lookup when `T: Validate` (the receiver `&Wrap` matches without autoref).
+pub trait ValidateBody {
+    /// `T`'s field rules, as a `400` naming the field.
+    fn validate_body(&self) -> Result<(), Response>;
+}
+
+impl<T: Validate> ValidateBody for Wrap<'_, T> {
+    fn validate_body(&self) -> Result<(), Response> {
+        self.0.validate().map_err(IntoResponse::into_response)
+    }
+}
+
+/// The fallback for types without rules (reached only by autoref): nothing to check.
+pub trait SkipValidate {
+    /// `Ok`.
+    fn validate_body(&self) -> Result<(), Response>;
+}
+
+impl<T> SkipValidate for &Wrap<'_, T> {
+    fn validate_body(&self) -> Result<(), Response> {
+        Ok(())
+    }
+}
+
+/// `validate_body!(&value)`: `value`'s [`Validate`] rules if its type has them, else `Ok(())`;
+/// a `Result<(), Response>`. A macro because the choice is made by method lookup on the
+/// concrete type at the call site, which a generic fn would not see.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __house_validate_body {
+    ($value:expr) => {{
+        #[allow(unused_imports)]
+        use $crate::__private::{SkipValidate as _, ValidateBody as _};
+        (&$crate::__private::Wrap($value)).validate_body()
+    }};
+}
+
+pub use crate::__house_validate_body as validate_body;
 
 /// The 400 answered for a refused parameter.
 pub fn reject(name: &str, error: ParamError) -> Response {
@@ -114,5 +174,55 @@ pub fn with_content_type(response: Response, content_type: &'static str) -> Resp
         response.with_header("Content-Type", content_type)
     } else {
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::body::BodyError;
+    use crate::request::Method;
+    use crate::response::Json;
+
+    struct Checked(u8);
+
+    impl Validate for Checked {
+        fn validate(&self) -> Result<(), BodyError> {
+            check_max(&self.0, 3).map_err(|err| BodyError::field("n", err))
+        }
+    }
+
+    struct Unchecked(#[allow(dead_code)] u8);
+
+    #[test]
+    fn validate_body_runs_rules_only_where_there_are_some() {
+        assert!(validate_body!(&Checked(3)).is_ok());
+        let refusal = validate_body!(&Checked(4)).unwrap_err();
+        assert_eq!(refusal.status(), Status::BAD_REQUEST);
+        assert!(validate_body!(&Json(Checked(4))).is_err());
+        assert!(validate_body!(&Unchecked(4)).is_ok());
+        assert!(validate_body!(&Json(Unchecked(4))).is_ok());
+    }
+
+    #[test]
+    fn expect_form_takes_forms_and_empty_bodies() {
+        let form = |ct: &str| {
+            Request::new(Method::Post, "/")
+                .with_header("Content-Type", ct)
+                .with_body("a=1")
+        };
+        assert!(expect_form(&Request::new(Method::Post, "/")).is_ok());
+        assert!(expect_form(&form("application/x-www-form-urlencoded; charset=UTF-8")).is_ok());
+        let refusal = expect_form(&form("multipart/form-data; boundary=x")).unwrap_err();
+        assert_eq!(refusal.status(), Status::UNSUPPORTED_MEDIA_TYPE);
+        let untyped = Request::new(Method::Post, "/").with_body("a=1");
+        assert!(expect_form(&untyped).is_err());
+    }
+
+    #[test]
+    fn missing_state_is_a_500() {
+        let states = States::new();
+        let refusal = state::<u8>(&states).unwrap_err();
+        assert_eq!(refusal.status(), Status::INTERNAL_SERVER_ERROR);
     }
 }

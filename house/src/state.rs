@@ -126,7 +126,10 @@ mod tests {
         assert_eq!(states.get::<&str>(), Some(&"text"));
         assert_eq!(states.len(), 2);
         let debug = format!("{states:?}");
-        assert!(debug.contains("\"u8\"") && debug.contains("\"&str\""), "{debug}");
+        assert!(
+            debug.contains("\"u8\"") && debug.contains("\"&str\""),
+            "{debug}"
+        );
     }
 
     #[test]
