@@ -146,7 +146,7 @@ pub use house_macros::{closing_handler, stream_handler, FromParam};
 pub use hub::{Hub, PublishError, Published};
 pub use limit::RateLimited;
 pub use metrics::metrics_route;
-pub use param::{Bounded, FromParam, ParamError};
+pub use param::{Bounded, FromParam, JsonParam, ParamError};
 pub use request::{JsonBodyError, Method, Methods, Params, Request, Version};
 pub use response::{Body, IntoResponse, InvalidHeader, Json, Redirect, Response, Status};
 pub use route::{

@@ -6,15 +6,13 @@ use std::fmt;
 
 use serde::de::DeserializeOwned;
 
-use crate::response::Json;
-
 /// How long a client's value may be before an error message shortens it, in characters.
 const MAX_ECHO_CHARS: usize = 32;
 
 /// A type a handler parameter can have: decoded from the parameter's text.
 ///
 /// `house` implements it for `String`, every integer type, `f32`, `f64`, `bool`, `char`,
-/// [`Json<T>`] (for `T: Deserialize`), and for `Option<T>` and `Vec<T>` of those. Implement it
+/// [`JsonParam<T>`] (for `T: Deserialize`), and for `Option<T>` and `Vec<T>` of those. Implement it
 /// for your own type to take it as a parameter; return [`ParamError::invalid`] to answer 400.
 ///
 /// # Examples
@@ -46,7 +44,8 @@ const MAX_ECHO_CHARS: usize = 32;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler parameter",
     label = "not decodable from a request parameter",
-    note = "parameters may be `String`, integers, `f32`, `f64`, `bool`, `char`, `house::Json<T>`, `Option<T>` or `Vec<T>` of those, or a type that implements `house::FromParam`",
+    note = "parameters may be `String`, integers, `f32`, `f64`, `bool`, `char`, `house::JsonParam<T>`, `Option<T>` or `Vec<T>` of those, or a type that implements `house::FromParam`",
+    note = "a JSON request body is a `#[body] house::Json<T>` argument, not a parameter",
     note = "the request and the hub are passed by type: `&Request`, `&Hub` or `&mut Hub`"
 )]
 pub trait FromParam: Sized {
@@ -306,10 +305,34 @@ impl FromParam for char {
     }
 }
 
-impl<T: DeserializeOwned> FromParam for Json<T> {
+/// A parameter whose text is JSON: `?filter={"room":"lobby"}` for a `JsonParam<Filter>`.
+///
+/// For a JSON request *body*, use a `#[body]` [`Json<T>`](crate::Json) argument instead; the
+/// two have different names so one is never mistaken for the other.
+///
+/// # Examples
+/// ```
+/// use house::{FromParam, JsonParam};
+///
+/// #[derive(serde::Deserialize)]
+/// struct Filter {
+///     room: String,
+/// }
+///
+/// let JsonParam(filter) = JsonParam::<Filter>::from_param(r#"{"room": "lobby"}"#).unwrap();
+/// assert_eq!(filter.room, "lobby");
+/// assert_eq!(
+///     JsonParam::<Filter>::from_param("lobby").err().unwrap().message("filter"),
+///     "parameter `filter` must be JSON of the expected shape (expected value at line 1 column 1) (got `lobby`)"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JsonParam<T>(pub T);
+
+impl<T: DeserializeOwned> FromParam for JsonParam<T> {
     /// The value's text as JSON of `T`'s shape.
-    fn from_param(value: &str) -> Result<Json<T>, ParamError> {
-        serde_json::from_str(value).map(Json).map_err(|err| {
+    fn from_param(value: &str) -> Result<JsonParam<T>, ParamError> {
+        serde_json::from_str(value).map(JsonParam).map_err(|err| {
             ParamError::invalid(format!("JSON of the expected shape ({err})"), value)
         })
     }

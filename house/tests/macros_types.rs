@@ -3,7 +3,7 @@
 
 mod support;
 
-use house::{closing_handler, routes, Config, FromParam, Json, ParamError};
+use house::{closing_handler, routes, Config, FromParam, JsonParam, ParamError};
 use serde::Deserialize;
 use support::{body_of, status_of, TestServer};
 
@@ -54,7 +54,7 @@ struct Point {
 }
 
 #[closing_handler]
-fn point(value: Json<Point>) -> String {
+fn point(value: JsonParam<Point>) -> String {
     format!("{}+{}", value.0.x, value.0.y)
 }
 
