@@ -1,7 +1,7 @@
 //! A handler using every option; public handlers need no docs on the generated companion.
 #![deny(missing_docs, missing_debug_implementations, warnings)]
 
-use house::{closing_handler, routes, stream_handler, Hub, Json, Request, Status, Subscribe};
+use house::{closing_handler, routes, stream_handler, Hub, JsonParam, Request, Status, Subscribe};
 
 /// A colour.
 #[derive(house::FromParam)]
@@ -28,7 +28,7 @@ fn everything(
     #[param(default = "lobby")] room: String,
     #[param(default = 2)] ratio: f32,
     colour: Colour,
-    point: Json<Point>,
+    point: JsonParam<Point>,
     hub: &mut Hub,
 ) -> Result<String, Status> {
     let _ = (request, b, c, o, v, ratio, colour, hub.subscribers(&room));
