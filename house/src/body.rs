@@ -77,19 +77,17 @@ impl<T: DeserializeOwned> FromBody for Json<T> {
 }
 
 /// The 400 for a JSON body that failed at `path` (`.` is the whole body).
+///
+/// A value of the wrong shape is named by its path, and its position would only repeat it; a
+/// syntax error is named by its position (the path there may end in `?`, a key not yet read).
 fn invalid_json(path: String, err: &serde_json::Error) -> Response {
-    let mut message = err.to_string();
-    // Once a field names where it failed, the position only repeats it; syntax errors keep it.
-    if path != "." && err.is_data() {
+    let message = err.to_string();
+    let detail = if err.is_data() && path != "." && !path.contains('?') {
         let position = format!(" at line {} column {}", err.line(), err.column());
-        if let Some(stripped) = message.strip_suffix(&position) {
-            message.truncate(stripped.len());
-        }
-    }
-    let detail = if path == "." {
-        format!("invalid JSON body: {message}")
-    } else {
+        let message = message.strip_suffix(&position).unwrap_or(&message);
         format!("invalid JSON body at `{path}`: {message}")
+    } else {
+        format!("invalid JSON body: {message}")
     };
     Response::error(Status::BAD_REQUEST, detail)
 }
@@ -289,7 +287,7 @@ mod tests {
             ),
             (
                 r#"{"x": 1, "tags": [}"#,
-                "invalid JSON body at `tags[0]`: expected value at line 1 column 19",
+                "invalid JSON body: expected value at line 1 column 19",
             ),
             (
                 r#"{"x": 1, "tags": []} x"#,

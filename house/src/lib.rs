@@ -83,8 +83,16 @@
 //!   `Content-Length` with `Transfer-Encoding`, or two different lengths, answer 400.
 //!   Parameters come from the query string and from `application/x-www-form-urlencoded`
 //!   bodies, `+` is a space, and text that is not UTF-8 after decoding is a 400. For single
-//!   values the query string wins a clash; list parameters get both, query first. A JSON body
-//!   is available through [`Request::json`].
+//!   values the query string wins a clash; list parameters get both, query first. A handler
+//!   that reads parameters answers 415 to a body that is not a form.
+//! - **Bodies**: a [`FromBody`] argument takes the whole body: [`Json<T>`] (415 unless
+//!   `application/json`, 400 naming the field that failed, then the [`Validate`] rules),
+//!   `String` (400 unless UTF-8) or `Vec<u8>`; too large is the size limit's 413.
+//! - **Guards and state**: a [`FromRequest`] guard runs before the handler and may refuse with
+//!   any response: [`Bearer`] checks `Authorization: Bearer` against [`BearerTokens`],
+//!   [`SessionUser`] the session's signed-in user (the way to guard a browser's
+//!   `EventSource`, which cannot send headers). Values given to [`Server::with_state`] are
+//!   borrowed by type; a route needing one the server lacks stops [`Server::run`] at start.
 //! - **Streams**: `200 text/event-stream` with `Cache-Control: no-cache` and
 //!   `X-Accel-Buffering: no`, then a `retry:` hint, then events. Every published event gets an
 //!   id `RUN-SEQ` (`RUN` changes at each start). A stream with `Last-Event-ID` (or

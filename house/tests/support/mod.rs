@@ -21,7 +21,11 @@ pub(crate) struct TestServer {
 
 impl TestServer {
     pub(crate) fn start(config: Config, routes: Vec<Route>) -> TestServer {
-        let server = Server::bind("127.0.0.1:0", config, routes).unwrap();
+        TestServer::run(Server::bind("127.0.0.1:0", config, routes).unwrap())
+    }
+
+    /// Runs a server built by the test (with state, say) on its own thread.
+    pub(crate) fn run(server: Server) -> TestServer {
         let addr = server.local_addr();
         let handle = server.handle();
         let thread = thread::spawn(move || server.run());
