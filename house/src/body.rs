@@ -50,6 +50,10 @@ const JSON_TYPE: &str = "application/json";
 ///     "400 Bad Request: invalid JSON body at `author.name`: invalid type: integer `5`, expected a string\n"
 /// );
 ///
+/// let request = request.with_body(r#"{"text": "hi", "author": {"name": "ann"}}"#);
+/// let Json(message) = Json::<NewMessage>::from_body(&request).ok().unwrap();
+/// assert_eq!((message.text.as_str(), message.author.name.as_str()), ("hi", "ann"));
+///
 /// let text = Request::new(Method::Post, "/messages").with_body("plain text");
 /// assert_eq!(String::from_body(&text).ok().as_deref(), Some("plain text"));
 /// assert_eq!(Json::<NewMessage>::from_body(&text).err().unwrap().status().code(), 415);

@@ -252,18 +252,20 @@ impl Server {
     /// # Examples
     /// ```no_run
     /// use std::sync::atomic::{AtomicU64, Ordering};
-    /// use house::{closing_handler, routes, Config, Server};
+    /// use house::{Config, Route, Server, Status};
     ///
     /// /// Shared by every request; state is `Sync`, so counters are atomics (or behind a lock).
     /// struct Visits(AtomicU64);
     ///
-    /// #[closing_handler]
-    /// fn visit(visits: &Visits) -> String {
+    /// // With the macros, `fn visit(visits: &Visits) -> String`; by hand:
+    /// let visit = Route::closing("/visit", |ctx| {
+    ///     let visits = ctx.state.get::<Visits>().ok_or(Status::INTERNAL_SERVER_ERROR)?;
     ///     let n = visits.0.fetch_add(1, Ordering::Relaxed) + 1;
-    ///     format!("visit number {n}")
-    /// }
+    ///     Ok::<_, Status>(format!("visit number {n}"))
+    /// })
+    /// .needs_state::<Visits>();
     ///
-    /// Server::bind("127.0.0.1:8080", Config::default(), routes![visit])?
+    /// Server::bind("127.0.0.1:8080", Config::default(), [visit])?
     ///     .with_state(Visits(AtomicU64::new(0)))
     ///     .with_state(String::from("another type, another value"))
     ///     .run()?;
