@@ -122,6 +122,7 @@
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+mod answer;
 mod body;
 #[cfg(feature = "redis")]
 mod broker;
@@ -145,6 +146,7 @@ mod session;
 mod sse;
 mod state;
 mod stats;
+pub mod test;
 
 pub use body::{BodyError, FromBody, Validate};
 pub use config::Config;

@@ -6,12 +6,11 @@
 use mio::Token;
 
 use super::Server;
+use crate::answer::{Answer, App};
 use crate::conn::{Conn, Exchange, FileBody, Parked, Taken};
 use crate::hub::PublishError;
 use crate::request::{Method, Version};
-use crate::response::{Body, IntoResponse, Response, Status};
-use crate::route::{Ctx, Handler, Outcome, Resolved};
-use crate::session::Session;
+use crate::response::{Body, IntoResponse, Response};
 use crate::stats::DropReason;
 
 impl Server {
@@ -75,44 +74,32 @@ impl Server {
         // Once shutting down, every answer closes its connection.
         let keep_alive = keep_alive && self.shutdown_deadline.is_none();
         self.refresh_gauges();
-        let resolved = self.routes.resolve(&mut request);
-        let exchange = Exchange::of(&request, keep_alive, started);
-        let route = match resolved {
-            Resolved::Answer(response) => return self.respond(token, response, exchange),
-            Resolved::Handler(route) => route,
+        let app = App {
+            routes: &self.routes,
+            hub: &mut self.hub,
+            sessions: &mut self.sessions,
+            states: &self.states,
+            stats: &self.stats,
+            now: self.now,
         };
-        // Only a closing handler's response can carry a new session's cookie.
-        let may_create = matches!(route.handler(), Handler::Closing(_));
-        let session = Session::open(&mut self.sessions, &request, may_create, self.now);
-        let mut ctx = Ctx::new(&request, &mut self.hub)
-            .with_stats(&self.stats)
-            .with_session(session)
-            .with_state(&self.states);
-        // A panicking handler answers 500 to its own request; everyone else is served on.
-        let outcome = route.run(&mut ctx);
-        let cookie = ctx.session.close(!matches!(outcome, Outcome::Panicked));
-        match outcome {
-            Outcome::Respond(response) => {
-                let response = match cookie {
-                    Some(cookie) => response.append_header("Set-Cookie", cookie),
-                    None => response,
-                };
-                match self.hub.await_acks(Some(token)) {
-                    0 => self.respond(token, response, exchange),
-                    awaiting => self.park(token, response, exchange, awaiting),
-                }
+        let answer = app.answer(&mut request);
+        let exchange = Exchange::of(&request, keep_alive, started);
+        match answer {
+            Answer::Respond {
+                response,
+                from_handler: true,
+            } => match self.hub.await_acks(Some(token)) {
+                0 => self.respond(token, response, exchange),
+                awaiting => self.park(token, response, exchange, awaiting),
+            },
+            Answer::Respond { response, .. } => {
+                // A handler that panicked may have published: nothing waits for those.
+                self.hub.await_acks(None);
+                self.respond(token, response, exchange);
             }
-            Outcome::Stream(subscribe) => {
+            Answer::Stream(subscribe) => {
                 self.hub.await_acks(None);
                 self.start_stream(token, &request, subscribe, exchange);
-            }
-            Outcome::Panicked => {
-                self.hub.await_acks(None);
-                log::warn!("{}: the handler panicked", exchange.path);
-                let detail = "the handler failed";
-                let default = Response::error(Status::INTERNAL_SERVER_ERROR, detail);
-                let response = self.routes.catch(Some(&request), detail.into(), default);
-                self.respond(token, response, exchange);
             }
         }
     }
