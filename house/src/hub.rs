@@ -161,6 +161,8 @@ pub struct Hub {
     awaiting: HashMap<u64, Token>,
     /// Local streams attached or waiting to attach, per channel (with a broker).
     interest: HashMap<String, usize>,
+    /// Every publish, for the test client; `None` in a server.
+    record: Option<Vec<(String, Frame)>>,
     #[cfg(feature = "redis")]
     broker: Option<Broker>,
 }
@@ -196,9 +198,20 @@ impl Hub {
             tickets: Vec::new(),
             awaiting: HashMap::new(),
             interest: HashMap::new(),
+            record: None,
             #[cfg(feature = "redis")]
             broker: None,
         }
+    }
+
+    /// From now on keeps every published frame for [`take_recorded`](Self::take_recorded).
+    pub(crate) fn record(&mut self) {
+        self.record.get_or_insert_with(Vec::new);
+    }
+
+    /// The frames published since the last call, with their channels (when recording).
+    pub(crate) fn take_recorded(&mut self) -> Vec<(String, Frame)> {
+        self.record.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The hub of a server with `config`: with a Redis URL (feature `redis`), connected to its
@@ -287,6 +300,9 @@ impl Hub {
         } else {
             // Not kept: a client resuming from before it has missed it.
             entry.floor = seq;
+        }
+        if let Some(record) = &mut self.record {
+            record.push((channel.to_owned(), frame.clone()));
         }
         if !entry.subscribers.is_empty() {
             self.pending.push((channel.to_owned(), frame));

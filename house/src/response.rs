@@ -402,6 +402,11 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every header, in order (`Content-Length` and `Connection` are written with the head).
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str()))
+    }
+
     /// The body.
     pub fn body(&self) -> &Body {
         &self.body
