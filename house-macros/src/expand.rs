@@ -6,10 +6,10 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
-use syn::{Expr, Item, Lit, LitFloat, ReturnType};
+use syn::{Expr, FnArg, Item, ItemFn, Lit, LitFloat, ReturnType};
 
-use crate::ast::{Elem, Handler, Input, Kind, Param, Shape};
-use crate::attr::{Number, Rule};
+use crate::ast::{self, Elem, Handler, Input, Kind, Marks, Param, Shape, Source};
+use crate::attr::{self, Number, Rule};
 use crate::errors::Errors;
 use crate::valid;
 
@@ -29,8 +29,9 @@ pub(crate) fn handler(kind: Kind, args: TokenStream, item: Item) -> TokenStream 
     let mut errors = Errors::default();
     let handler = Handler::from_syn(kind, args, func, &mut errors);
     valid::handler(&handler, &mut errors);
+    let shape = shape(&handler);
     match errors.finish() {
-        Ok(()) => companion(&handler, route(&handler)),
+        Ok(()) => companion(&handler.func, route(&handler), shape),
         // A `self` receiver means the fn sits in an impl, where no companion type can go.
         Err(error) if handler.func.sig.receiver().is_some() => {
             let func = &handler.func;
@@ -42,8 +43,9 @@ pub(crate) fn handler(kind: Kind, args: TokenStream, item: Item) -> TokenStream 
             // add "cannot find" errors to the real ones.
             let error = error.into_compile_error();
             let mut tokens = companion(
-                &handler,
+                &handler.func,
                 quote!(::core::unreachable!("the handler did not compile")),
+                shape,
             );
             tokens.extend(error);
             tokens
@@ -51,9 +53,23 @@ pub(crate) fn handler(kind: Kind, args: TokenStream, item: Item) -> TokenStream 
     }
 }
 
-/// The fn as written (minus `#[param]`), the companion type, and its `HandlerRoute` impl.
-fn companion(handler: &Handler, body: TokenStream) -> TokenStream {
-    let func = &handler.func;
+/// `(shape, methods)` for `routes!`'s clash check: the template without parameter names, and
+/// one bit per method in `attr::METHODS` order.
+fn shape(handler: &Handler) -> TokenStream {
+    let shape = &handler.template.shape;
+    let bits = match &handler.args.methods {
+        Some((_, methods)) => methods
+            .iter()
+            .filter_map(|m| attr::METHODS.iter().position(|known| m == known))
+            .fold(0u8, |bits, i| bits | 1 << i),
+        // `GET`, `HEAD`, `POST`, as `Methods::DEFAULT`.
+        None => 0b111,
+    };
+    quote!((#shape, #bits))
+}
+
+/// The fn as written (minus our attributes), the companion type, and its `HandlerRoute` impl.
+fn companion(func: &ItemFn, body: TokenStream, shape: TokenStream) -> TokenStream {
     let vis = &func.vis;
     let ident = &func.sig.ident;
     let cfgs = func.attrs.iter().filter(|a| a.path().is_ident("cfg"));
@@ -71,6 +87,8 @@ fn companion(handler: &Handler, body: TokenStream) -> TokenStream {
         const _: () = {
             #[automatically_derived]
             impl ::house::__private::HandlerRoute for #ident {
+                const SHAPE: (&'static ::core::primitive::str, ::core::primitive::u8) = #shape;
+
                 fn route() -> ::house::Route {
                     #body
                 }
@@ -79,48 +97,96 @@ fn companion(handler: &Handler, body: TokenStream) -> TokenStream {
     }
 }
 
-/// `::house::Route::closing("/path", |ctx| { decode; check; call; respond })…`.
+/// `::house::Route::closing("/path", |ctx| { guard; state; body; decode; check; call;
+/// respond })…`.
 fn route(handler: &Handler) -> TokenStream {
     let sig = &handler.func.sig;
     let ident = &sig.ident;
     let name = ident.unraw().to_string();
-    let path = match &handler.args.path {
-        Some(path) => path.value(),
-        None => format!("/{}", name.replace('_', "-")),
+    let path = &handler.path;
+    // How a refusal leaves the route's closure: a closing handler returns the response, a
+    // stream handler sends it instead of the stream.
+    let leave = |response: TokenStream| match handler.kind {
+        Kind::Closing => quote!(return #response),
+        Kind::Stream => quote!(return ::core::result::Result::Err(#response)),
     };
-    let reject = |name: &str| match handler.kind {
-        Kind::Closing => quote!(return ::house::__private::reject(#name, __house_error)),
-        Kind::Stream => quote! {
-            return ::core::result::Result::Err(::house::__private::reject(#name, __house_error))
-        },
-    };
+    let reject = |name: &str| leave(quote!(::house::__private::reject(#name, __house_error)));
+    let refuse = leave(quote!(__house_refusal));
+    let mut guards = Vec::new();
+    let mut states = Vec::new();
+    let mut needs = Vec::new();
+    let mut bodies = Vec::new();
     let mut params = Vec::new();
     let mut args = Vec::new();
-    for input in &handler.inputs {
+    let mut queried = false;
+    for (i, input) in handler.inputs.iter().enumerate() {
+        let var = format_ident!("__house_a{}", i);
         args.push(match input {
             Input::Request => quote!(__house_request),
             Input::Hub { mutable: true, .. } => quote!(&mut *__house_ctx.hub),
             Input::Hub { mutable: false, .. } => quote!(&*__house_ctx.hub),
             Input::Session { mutable: true, .. } => quote!(&mut __house_ctx.session),
             Input::Session { mutable: false, .. } => quote!(&__house_ctx.session),
+            // Reported by valid.rs; the argument is never built.
+            Input::Caught(_) => quote!(::core::unreachable!()),
+            Input::Guard(ty) => {
+                let call = quote_spanned!(ty.span()=>
+                    <#ty as ::house::FromRequest>::from_request(__house_ctx)
+                );
+                guards.push(quote! {
+                    let #var: #ty = match #call {
+                        ::core::result::Result::Ok(__house_value) => __house_value,
+                        ::core::result::Result::Err(__house_refusal) => #refuse,
+                    };
+                });
+                var.into_token_stream()
+            }
+            Input::State(ty) => {
+                needs.push(quote_spanned!(ty.span()=> .needs_state::<#ty>()));
+                states.push(quote! {
+                    let #var: &#ty = match ::house::__private::state::<#ty>(__house_state) {
+                        ::core::result::Result::Ok(__house_value) => __house_value,
+                        ::core::result::Result::Err(__house_refusal) => #refuse,
+                    };
+                });
+                var.into_token_stream()
+            }
+            Input::Body(ty, _) => {
+                let call = quote_spanned!(ty.span()=>
+                    ::house::__private::body::<#ty>(__house_request)
+                );
+                let validate = validate_body(&var, &refuse);
+                bodies.push(quote! {
+                    let #var: #ty = match #call {
+                        ::core::result::Result::Ok(__house_value) => __house_value,
+                        ::core::result::Result::Err(__house_refusal) => #refuse,
+                    };
+                    #validate
+                });
+                var.into_token_stream()
+            }
             Input::Param(param) => {
-                let var = format_ident!("__house_p{}", params.len());
+                queried |= param.source == Source::Query;
                 params.push(param_block(param, &var, reject(&param.name)));
                 var.into_token_stream()
             }
         });
     }
+    // A form handler sent JSON or multipart would otherwise answer "missing parameter".
+    let expect_form = (queried && bodies.is_empty()).then(|| {
+        quote! {
+            if let ::core::result::Result::Err(__house_refusal) =
+                ::house::__private::expect_form(__house_request)
+            {
+                #refuse;
+            }
+        }
+    });
+    let state = (!states.is_empty())
+        .then(|| quote!(let __house_state: &::house::States = __house_ctx.state;));
     // The trait bound of the return value is spanned at the return type, so a wrong type is
     // reported there.
-    let (ret_span, ret_ty) = match &sig.output {
-        // The turbofish makes rustc underline the whole type, not only its first token; an
-        // `impl Trait` cannot be named there.
-        ReturnType::Type(_, ty) if !matches!(**ty, syn::Type::ImplTrait(_)) => {
-            (ty.span(), quote!(::<#ty>))
-        }
-        ReturnType::Type(_, ty) => (ty.span(), TokenStream::new()),
-        ReturnType::Default => (ident.span(), TokenStream::new()),
-    };
+    let (ret_span, ret_ty) = return_type(sig);
     let (ctor, out_ty, finish) = match handler.kind {
         Kind::Closing => {
             let mut respond =
@@ -145,15 +211,53 @@ fn route(handler: &Handler) -> TokenStream {
         .methods
         .as_ref()
         .map(|(_, methods)| quote!(.with_methods(#(::house::Methods::#methods)|*)));
+    // Guards first, so a request that may not see the route gets their answer (a 401), not a
+    // 400 about a parameter.
     quote! {
         #ctor(#path, |__house_ctx: &mut ::house::Ctx<'_>| -> #out_ty {
             let __house_request: &::house::Request = __house_ctx.request;
+            #(#guards)*
+            #state
+            #(#states)*
+            #(#bodies)*
+            #expect_form
             #(#params)*
             let __house_output = #ident(#(#args),*);
             #finish
         })
         #methods
+        #(#needs)*
         .with_name(#name)
+    }
+}
+
+/// Where a return type's trait bound is reported, and the turbofish naming it.
+fn return_type(sig: &syn::Signature) -> (proc_macro2::Span, TokenStream) {
+    match &sig.output {
+        // The turbofish makes rustc underline the whole type, not only its first token; an
+        // `impl Trait` cannot be named there.
+        ReturnType::Type(_, ty) if !matches!(**ty, syn::Type::ImplTrait(_)) => {
+            (ty.span(), quote!(::<#ty>))
+        }
+        ReturnType::Type(_, ty) => (ty.span(), TokenStream::new()),
+        ReturnType::Default => (sig.ident.span(), TokenStream::new()),
+    }
+}
+
+/// The body's `#[param]` field rules when its type derives `Validate`, and nothing for other
+/// types: autoref specialisation picks `ValidateFields` (on the wrapper) over `NoFields` (on
+/// a reference to it) when the first applies.
+fn validate_body(var: &syn::Ident, refuse: &TokenStream) -> TokenStream {
+    quote! {
+        {
+            #[allow(unused_imports)]
+            use ::house::__private::{NoFields as _, ValidateFields as _};
+            if let ::core::result::Result::Err(__house_refusal) =
+                (&::house::__private::validate_body(&#var)).validate_body()
+            {
+                #refuse;
+            }
+        }
     }
 }
 
@@ -161,15 +265,19 @@ fn route(handler: &Handler) -> TokenStream {
 fn param_block(param: &Param, var: &syn::Ident, reject: TokenStream) -> TokenStream {
     let name = &param.name;
     let ty = &param.ty;
+    let values = match param.source {
+        Source::Path => quote!(path_params),
+        Source::Query | Source::Field => quote!(params),
+    };
     // Spanned at the type: an unsupported type is reported on the user's parameter.
     let decode = quote_spanned! {ty.span()=>
-        <#ty as ::house::FromParam>::from_values(__house_request.params().get_all(#name))
+        <#ty as ::house::FromParam>::from_values(__house_request.#values().get_all(#name))
     };
     let checks = param
         .args
         .rules
         .iter()
-        .map(|rule| check(param, rule, &reject));
+        .map(|rule| check(param, rule, &quote!(__house_value), &reject));
     let checked = quote! {{
         let __house_value: #ty = match #decode {
             ::core::result::Result::Ok(__house_value) => __house_value,
@@ -192,8 +300,14 @@ fn param_block(param: &Param, var: &syn::Ident, reject: TokenStream) -> TokenStr
     }
 }
 
-/// One rule's check; element rules look inside `Option`/`Vec`, count rules at the `Vec`.
-fn check(param: &Param, rule: &Rule, reject: &TokenStream) -> TokenStream {
+/// One rule's check of the place `value`; element rules look inside `Option`/`Vec`, count
+/// rules at the `Vec`.
+pub(crate) fn check(
+    param: &Param,
+    rule: &Rule,
+    value: &TokenStream,
+    reject: &TokenStream,
+) -> TokenStream {
     let key = rule.key();
     let fail = |call: TokenStream| {
         quote! {
@@ -220,17 +334,13 @@ fn check(param: &Param, rule: &Rule, reject: &TokenStream) -> TokenStream {
         })
     };
     match (rule, param.shape) {
-        (Rule::MinCount(_, n), _) => {
-            fail(quote!(::house::__private::check_min_count(&__house_value, #n)))
-        }
-        (Rule::MaxCount(_, n), _) => {
-            fail(quote!(::house::__private::check_max_count(&__house_value, #n)))
-        }
-        (_, Shape::One) => element(quote_spanned!(key.span()=> &__house_value)),
+        (Rule::MinCount(_, n), _) => fail(quote!(::house::__private::check_min_count(&#value, #n))),
+        (Rule::MaxCount(_, n), _) => fail(quote!(::house::__private::check_max_count(&#value, #n))),
+        (_, Shape::One) => element(quote_spanned!(key.span()=> &#value)),
         (_, Shape::Option) => {
             let body = element(quote_spanned!(key.span()=> __house_item));
             quote! {
-                if let ::core::option::Option::Some(__house_item) = &__house_value {
+                if let ::core::option::Option::Some(__house_item) = &#value {
                     #body
                 }
             }
@@ -238,7 +348,7 @@ fn check(param: &Param, rule: &Rule, reject: &TokenStream) -> TokenStream {
         (_, Shape::Vec) => {
             let body = element(quote_spanned!(key.span()=> __house_item));
             quote! {
-                for __house_item in &__house_value {
+                for __house_item in &#value {
                     #body
                 }
             }
@@ -278,4 +388,108 @@ fn default_value(param: &Param, default: &Expr) -> TokenStream {
         }
     }
     default.to_token_stream()
+}
+
+/// Expands `#[catcher(404)]` on `item`: a companion whose route is
+/// `::house::Route::catcher(status, |caught| …)`.
+pub(crate) fn catcher(args: TokenStream, item: Item) -> TokenStream {
+    let Item::Fn(mut func) = item else {
+        let error = syn::Error::new_spanned(
+            &item,
+            "`#[catcher]` applies to functions, like `fn not_found(caught: &Caught) -> String`",
+        );
+        let error = error.into_compile_error();
+        return quote!(#item #error);
+    };
+    let mut errors = Errors::default();
+    let code = catcher_status(args, &mut errors);
+    valid::signature(&func.sig, &mut errors);
+    let mut takes_caught = false;
+    for arg in &mut func.sig.inputs {
+        let FnArg::Typed(typed) = arg else {
+            errors.push(syn::Error::new_spanned(
+                arg,
+                "catchers cannot take `self`; declare the catcher as a free function",
+            ));
+            continue;
+        };
+        let marks = Marks::take(&mut typed.attrs, &mut errors);
+        for attr in marks.params.iter().chain(&marks.guard).chain(&marks.body) {
+            errors.push(syn::Error::new_spanned(
+                attr,
+                "a catcher's only argument is `&Caught`: remove this attribute",
+            ));
+        }
+        let caught = matches!(&*typed.ty, syn::Type::Reference(r)
+            if r.mutability.is_none() && ast::last_ident(&r.elem).is_some_and(|i| i == "Caught"));
+        if !caught || takes_caught {
+            errors.push(syn::Error::new_spanned(
+                &typed.ty,
+                "a catcher takes one argument, `caught: &Caught` (the status, the request when there is one, and the detail), or none",
+            ));
+        }
+        takes_caught = true;
+    }
+    let name = func.sig.ident.unraw().to_string();
+    let shape = quote!((#code, 0u8));
+    let body = match (errors.finish(), code.parse::<u16>()) {
+        (Ok(()), Ok(code)) => {
+            let ident = &func.sig.ident;
+            let (ret_span, ret_ty) = return_type(&func.sig);
+            let arg = takes_caught.then(|| quote!(__house_caught));
+            let respond =
+                quote_spanned!(ret_span=> ::house::__private::respond #ret_ty (__house_output));
+            quote! {
+                ::house::Route::catcher(
+                    ::house::Status::from_code(#code),
+                    |__house_caught: &::house::Caught<'_>| -> ::house::Response {
+                        let __house_output = #ident(#arg);
+                        #respond
+                    },
+                )
+                .with_name(#name)
+            }
+        }
+        (Err(error), _) => {
+            let mut tokens = companion(
+                &func,
+                quote!(::core::unreachable!("the catcher did not compile")),
+                shape,
+            );
+            tokens.extend(error.into_compile_error());
+            return tokens;
+        }
+        (Ok(()), Err(_)) => quote!(::core::unreachable!("the catcher did not compile")),
+    };
+    companion(&func, body, shape)
+}
+
+/// `404` in `#[catcher(404)]`: an error status, 400 to 599. Returns the code's digits (or `""`
+/// when there is none), for the companion's shape.
+fn catcher_status(args: TokenStream, errors: &mut Errors) -> String {
+    let expected = "expected the status this catcher answers for, like `#[catcher(404)]`";
+    if args.is_empty() {
+        errors.push(syn::Error::new(proc_macro2::Span::call_site(), expected));
+        return String::new();
+    }
+    let lit = match syn::parse2::<syn::LitInt>(args.clone()) {
+        Ok(lit) if lit.suffix().is_empty() => lit,
+        _ => {
+            errors.push(syn::Error::new_spanned(
+                args,
+                format!("{expected}: a status code literal, without a suffix"),
+            ));
+            return String::new();
+        }
+    };
+    match lit.base10_parse::<u16>() {
+        Ok(code @ 400..=599) => code.to_string(),
+        _ => {
+            errors.push(syn::Error::new_spanned(
+                &lit,
+                "catchers answer the errors the server makes itself: expected a status from 400 to 599",
+            ));
+            String::new()
+        }
+    }
 }

@@ -59,7 +59,9 @@ mod attr;
 mod derive;
 mod errors;
 mod expand;
+mod template;
 mod valid;
+mod validate;
 
 /// Declares a closing handler: one request in, one response out.
 ///
@@ -227,6 +229,22 @@ pub fn stream_handler(args: TokenStream, item: TokenStream) -> TokenStream {
 pub fn derive_from_param(input: TokenStream) -> TokenStream {
     let input = parse_macro_input!(input as syn::DeriveInput);
     derive::from_param(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Declares a catcher: the response for a status the server answers itself.
+#[proc_macro_attribute]
+pub fn catcher(args: TokenStream, item: TokenStream) -> TokenStream {
+    let item = parse_macro_input!(item as syn::Item);
+    expand::catcher(args.into(), item).into()
+}
+
+/// Derives `house::Validate`: `#[param(min, max, one_of)]` rules on a body struct's fields.
+#[proc_macro_derive(Validate, attributes(param))]
+pub fn derive_validate(input: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(input as syn::DeriveInput);
+    validate::validate(input)
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use syn::{Expr, Lit, Signature};
 
-use crate::ast::{Elem, Handler, Input, Kind, Param, Shape};
+use crate::ast::{Elem, Handler, Input, Kind, Param, Shape, Source};
 use crate::attr::{Number, Rule};
 use crate::errors::Errors;
 
@@ -72,9 +72,28 @@ pub(crate) fn handler(handler: &Handler, errors: &mut Errors) {
     let mut hub: Option<bool> = None;
     let mut session: Option<bool> = None;
     let mut names: HashMap<&str, ()> = HashMap::new();
+    let mut body = false;
     for input in &handler.inputs {
         match input {
-            Input::Request => {}
+            Input::Request | Input::State(_) | Input::Guard(_) => {}
+            Input::Caught(span) => errors.push(syn::Error::new(
+                *span,
+                "`&Caught` is the argument of a `#[catcher]`; a handler takes `&Request` for the request",
+            )),
+            Input::Body(_, span) => {
+                if handler.kind == Kind::Stream {
+                    errors.push(syn::Error::new(
+                        *span,
+                        "a stream handler has no body: `EventSource` sends `GET`s; read the body in a `#[closing_handler]` and publish to the stream",
+                    ));
+                } else if body {
+                    errors.push(syn::Error::new(
+                        *span,
+                        "the body is already an argument of this handler: a request has one body; take it once",
+                    ));
+                }
+                body = true;
+            }
             // Two `&mut Hub`s would borrow the hub twice.
             Input::Hub { mutable, span } => {
                 if hub.is_some() && (*mutable || hub == Some(true)) {
@@ -112,14 +131,56 @@ pub(crate) fn handler(handler: &Handler, errors: &mut Errors) {
                         "expected a non-empty parameter name",
                     ));
                 }
+                if param.source == Source::Path {
+                    path_param(param, errors);
+                }
                 rules(param, errors);
+            }
+        }
+    }
+    // `#[closing_handler("/rooms/{name}")] fn room() …`: the segment would be thrown away.
+    if let Some(lit) = &handler.args.path {
+        for name in &handler.template.params {
+            let taken = handler
+                .inputs
+                .iter()
+                .any(|input| matches!(input, Input::Param(p) if &p.name == name));
+            if !taken {
+                errors.push(syn::Error::new(
+                    lit.span(),
+                    format!(
+                        "path parameter `{name}` has no matching argument; add one, like `{name}: String` (or name another with `#[param(name = \"{name}\")]`)"
+                    ),
+                ));
             }
         }
     }
 }
 
+/// A path parameter always has exactly one value, and no default.
+fn path_param(param: &Param, errors: &mut Errors) {
+    if param.shape != Shape::One {
+        errors.push(syn::Error::new_spanned(
+            &param.ty,
+            format!(
+                "path parameter `{}` is always present, exactly once: take the value itself, like `String`, not an `Option` or a `Vec`",
+                param.name
+            ),
+        ));
+    }
+    if let Some((key, _)) = &param.args.default {
+        errors.push(syn::Error::new(
+            key.span(),
+            format!(
+                "`default` does not apply to path parameter `{}`: a path that matches always has it",
+                param.name
+            ),
+        ));
+    }
+}
+
 /// Whether each rule fits the parameter's type, and the bounds are in order.
-fn rules(param: &Param, errors: &mut Errors) {
+pub(crate) fn rules(param: &Param, errors: &mut Errors) {
     let elem = param.elem;
     let mut min = None;
     let mut max = None;

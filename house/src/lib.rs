@@ -152,7 +152,7 @@ pub use body::{BodyError, FromBody, Validate};
 pub use config::Config;
 pub use error::{status_for, Error};
 pub use guard::{Bearer, BearerTokens, FromRequest, SessionUser};
-pub use house_macros::{closing_handler, stream_handler, FromParam};
+pub use house_macros::{catcher, closing_handler, stream_handler, FromParam, Validate};
 pub use hub::{Hub, PublishError, Published};
 pub use limit::RateLimited;
 pub use metrics::metrics_route;

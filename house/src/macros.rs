@@ -38,7 +38,13 @@
 /// ```
 #[macro_export]
 macro_rules! routes {
-    ($($handler:path),* $(,)?) => {
+    ($($handler:path),* $(,)?) => {{
+        // Two templates that can never be told apart are a compile error here, not a start-up
+        // error.
+        const _: () = $crate::__private::check_clashes(&[$((
+            ::core::stringify!($handler),
+            <$handler as $crate::__private::HandlerRoute>::SHAPE,
+        )),*]);
         ::std::vec![$(<$handler as $crate::__private::HandlerRoute>::route()),*]
-    };
+    }};
 }

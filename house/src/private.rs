@@ -12,6 +12,12 @@ use crate::state::States;
 
 /// Implemented by the type-namespace companion the macros emit next to a handler fn.
 pub trait HandlerRoute {
+    /// `(template, methods)` for `routes!`'s compile-time clash check: the path template
+    /// with parameter names removed (`/rooms/{}/files/{*}`) and one bit per method (`GET`,
+    /// `HEAD`, `POST`, `PUT`, `DELETE`, `PATCH`, `OPTIONS`). A catcher's is its status code
+    /// with no method bits.
+    const SHAPE: (&'static str, u8);
+
     /// The handler's route, with its path, methods and name.
     fn route() -> Route;
 }
@@ -86,6 +92,102 @@ macro_rules! __house_validate_body {
 }
 
 pub use crate::__house_validate_body as validate_body;
+
+/// How long a clash message may be; longer names are cut (the message stays readable).
+const CLASH_MESSAGE: usize = 512;
+
+/// `routes![..]`'s compile-time check: panics (a compile error on the `routes!` call) when two
+/// handlers' templates can never be told apart, that is the same shape with overlapping
+/// methods, or when two catchers answer the same status. `routes` pairs each handler's name
+/// as written with its [`HandlerRoute::SHAPE`].
+pub const fn check_clashes(routes: &[(&str, (&str, u8))]) {
+    let mut i = 0;
+    while i < routes.len() {
+        let mut j = i + 1;
+        while j < routes.len() {
+            let (first, (shape, methods)) = routes[i];
+            let (second, (other, other_methods)) = routes[j];
+            let catchers = methods == 0 && other_methods == 0;
+            if same(shape.as_bytes(), other.as_bytes())
+                && (catchers || methods & other_methods != 0)
+            {
+                let mut message = Message::new();
+                if catchers {
+                    message.push("`routes![..]`: `");
+                    message.push(first);
+                    message.push("` and `");
+                    message.push(second);
+                    message.push("` are both catchers for status ");
+                    message.push(shape);
+                    message.push("; keep one");
+                } else {
+                    message.push("`routes![..]`: `");
+                    message.push(first);
+                    message.push("` and `");
+                    message.push(second);
+                    message.push("` can never be told apart: both match `");
+                    message.push(shape);
+                    message.push("` (parameter names do not count) with overlapping methods; change one's path or give them disjoint `methods = [..]`");
+                }
+                panic!("{}", message.as_str());
+            }
+            j += 1;
+        }
+        i += 1;
+    }
+}
+
+const fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// A message built in a `const fn`, where there is no `format!`.
+struct Message {
+    bytes: [u8; CLASH_MESSAGE],
+    len: usize,
+}
+
+impl Message {
+    const fn new() -> Message {
+        Message {
+            bytes: [0; CLASH_MESSAGE],
+            len: 0,
+        }
+    }
+
+    /// Appends `text`, whole characters only, as far as it fits.
+    const fn push(&mut self, text: &str) {
+        let text = text.as_bytes();
+        let mut i = 0;
+        while i < text.len() && self.len < CLASH_MESSAGE {
+            self.bytes[self.len] = text[i];
+            self.len += 1;
+            i += 1;
+        }
+    }
+
+    const fn as_str(&self) -> &str {
+        let (head, _) = self.bytes.split_at(self.len);
+        match std::str::from_utf8(head) {
+            Ok(text) => text,
+            // Cut inside a character: the part that is valid.
+            Err(error) => match std::str::from_utf8(head.split_at(error.valid_up_to()).0) {
+                Ok(text) => text,
+                Err(_) => "`routes![..]`: two routes can never be told apart",
+            },
+        }
+    }
+}
 
 /// The 400 answered for a refused parameter.
 pub fn reject(name: &str, error: ParamError) -> Response {

@@ -89,7 +89,9 @@ fn hang_up_prunes_without_a_publish_and_frees_fds() {
     drop(streams);
     // Other tests of this binary open sockets meanwhile, so the count is the process's:
     // wait (bounded) for it to come back, not for a fixed second.
-    wait_for("the fds to return to the baseline", || open_fds() <= baseline);
+    wait_for("the fds to return to the baseline", || {
+        open_fds() <= baseline
+    });
     assert_eq!(count(&server, "x"), 0);
     assert_eq!(body_of(&server.get("/channels")), "0");
 }
