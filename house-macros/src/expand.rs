@@ -245,18 +245,13 @@ fn return_type(sig: &syn::Signature) -> (proc_macro2::Span, TokenStream) {
 }
 
 /// The body's `#[param]` field rules when its type derives `Validate`, and nothing for other
-/// types: autoref specialisation picks `ValidateFields` (on the wrapper) over `NoFields` (on
-/// a reference to it) when the first applies.
+/// types (`validate_body!` chooses by autoref specialisation on the concrete type).
 fn validate_body(var: &syn::Ident, refuse: &TokenStream) -> TokenStream {
     quote! {
+        if let ::core::result::Result::Err(__house_refusal) =
+            ::house::__private::validate_body!(&#var)
         {
-            #[allow(unused_imports)]
-            use ::house::__private::{NoFields as _, ValidateFields as _};
-            if let ::core::result::Result::Err(__house_refusal) =
-                (&::house::__private::validate_body(&#var)).validate_body()
-            {
-                #refuse;
-            }
+            #refuse;
         }
     }
 }

@@ -84,7 +84,7 @@ pub(crate) fn validate(input: DeriveInput) -> syn::Result<TokenStream> {
         );
         valid::rules(&param, &mut errors);
         let reject = quote! {
-            return ::core::result::Result::Err(::house::__private::field_error(#name, __house_error))
+            return ::core::result::Result::Err(::house::BodyError::field(#name, __house_error))
         };
         for rule in &param.args.rules {
             checks.push(expand::check(&param, rule, &quote!(self.#ident), &reject));
@@ -102,7 +102,7 @@ pub(crate) fn validate(input: DeriveInput) -> syn::Result<TokenStream> {
         const _: () = {
             #[automatically_derived]
             impl ::house::Validate for #ident {
-                fn validate(&self) -> ::core::result::Result<(), ::house::FieldError> {
+                fn validate(&self) -> ::core::result::Result<(), ::house::BodyError> {
                     #(#checks)*
                     ::core::result::Result::Ok(())
                 }
