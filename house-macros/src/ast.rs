@@ -1,6 +1,7 @@
 //! The handler as the macros see it: syn's fn turned into context inputs and HTTP parameters.
 
 use proc_macro2::{Span, TokenStream};
+use quote::ToTokens;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, Ident, ItemFn, Pat, PathArguments, Type};
@@ -47,15 +48,15 @@ pub(crate) enum Input {
     Hub { mutable: bool, span: Span },
     /// `&Session` or `&mut Session`, like the hub.
     Session { mutable: bool, span: Span },
-    /// `&Caught`: a catcher's argument.
-    Caught(Span),
+    /// `&Caught`: a catcher's argument (the type's tokens, for the error in a handler).
+    Caught(TokenStream),
     /// `&T` of any other type: shared state of type `T`, given with `Server::with_state`.
     State(Box<Type>),
     /// `#[guard] user: User`: checked through `FromRequest` before any parameter.
     Guard(Box<Type>),
-    /// `#[body] msg: Json<T>`: the request body, through `FromBody`; the span is the
-    /// attribute's.
-    Body(Box<Type>, Span),
+    /// `#[body] msg: Json<T>`: the request body, through `FromBody`; with the attribute's
+    /// tokens for errors.
+    Body(Box<Type>, TokenStream),
     /// Anything else: an HTTP parameter.
     Param(Box<Param>),
 }
@@ -265,7 +266,7 @@ fn input(pat: &Pat, ty: &Type, marks: &Marks, errors: &mut Errors) -> Option<Inp
         return Some(if word == "guard" {
             Input::Guard(ty)
         } else {
-            Input::Body(ty, mark.span())
+            Input::Body(ty, mark.to_token_stream())
         });
     }
     if let Some(context) = context(ty, errors) {
@@ -405,7 +406,7 @@ fn context(ty: &Type, errors: &mut Errors) -> Option<Input> {
                 "the caught error is shared: expected `&Caught`, not `&mut Caught`",
             ));
         }
-        Some(Input::Caught(ty.span()))
+        Some(Input::Caught(ty.to_token_stream()))
     } else if ident.is_some_and(|i| i == "str") || matches!(*reference.elem, Type::Slice(_)) {
         // `room: &str` reads like a parameter, but parameters are decoded into owned values.
         errors.push(syn::Error::new_spanned(

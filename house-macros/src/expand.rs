@@ -304,6 +304,15 @@ pub(crate) fn check(
     reject: &TokenStream,
 ) -> TokenStream {
     let key = rule.key();
+    // On the key, like the rest of the check: a missing `Bounded` is reported on `max`.
+    let value: TokenStream = value
+        .clone()
+        .into_iter()
+        .map(|mut tree| {
+            tree.set_span(key.span());
+            tree
+        })
+        .collect();
     let fail = |call: TokenStream| {
         quote! {
             if let ::core::result::Result::Err(__house_error) = #call {

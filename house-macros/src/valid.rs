@@ -76,19 +76,19 @@ pub(crate) fn handler(handler: &Handler, errors: &mut Errors) {
     for input in &handler.inputs {
         match input {
             Input::Request | Input::State(_) | Input::Guard(_) => {}
-            Input::Caught(span) => errors.push(syn::Error::new(
-                *span,
+            Input::Caught(tokens) => errors.push(syn::Error::new_spanned(
+                tokens,
                 "`&Caught` is the argument of a `#[catcher]`; a handler takes `&Request` for the request",
             )),
-            Input::Body(_, span) => {
+            Input::Body(_, attr) => {
                 if handler.kind == Kind::Stream {
-                    errors.push(syn::Error::new(
-                        *span,
+                    errors.push(syn::Error::new_spanned(
+                        attr,
                         "a stream handler has no body: `EventSource` sends `GET`s; read the body in a `#[closing_handler]` and publish to the stream",
                     ));
                 } else if body {
-                    errors.push(syn::Error::new(
-                        *span,
+                    errors.push(syn::Error::new_spanned(
+                        attr,
                         "the body is already an argument of this handler: a request has one body; take it once",
                     ));
                 }
