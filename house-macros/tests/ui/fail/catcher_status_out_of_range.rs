@@ -1,0 +1,6 @@
+#[house::catcher(302)]
+fn moved() -> &'static str {
+    "moved"
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[house::closing_handler]
+fn page(caught: &house::Caught) -> String {
+    caught.detail.clone()
+}
+
+fn main() {}

@@ -1,0 +1,6 @@
+#[house::closing_handler("/rooms/<name>/messages")]
+fn messages(name: String) -> String {
+    name
+}
+
+fn main() {}

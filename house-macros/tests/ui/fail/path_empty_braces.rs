@@ -1,0 +1,6 @@
+#[house::closing_handler("/rooms/{}")]
+fn room() -> &'static str {
+    "none"
+}
+
+fn main() {}

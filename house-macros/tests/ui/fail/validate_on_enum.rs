@@ -1,0 +1,7 @@
+#[derive(house::Validate)]
+enum Level {
+    Info,
+    Warn,
+}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[derive(house::Validate)]
+struct Text(String);
+
+fn main() {}
