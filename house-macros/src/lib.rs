@@ -223,10 +223,16 @@ mod validate;
 /// let long = "x".repeat(17);
 /// // No user: the guard answers before the too-long room name is looked at.
 /// assert_eq!(status(Request::new(Method::Post, "/").with_path_param("name", &long)), 401);
-/// let request = Request::new(Method::Post, "/")
-///     .with_header("x-user", "ann")
-///     .with_path_param("name", &long);
-/// assert_eq!(status(request), 400); // parameter `name` must be at most 16 characters (got 17)
+/// let request = |name: &str| {
+///     Request::new(Method::Post, "/")
+///         .with_header("x-user", "ann")
+///         .with_header("content-type", "application/json")
+///         .with_body(r#"{"text": "hi"}"#)
+///         .with_path_param("name", name)
+/// };
+/// assert_eq!(status(request(&long)), 400); // parameter `name` must be at most 16 characters (got 17)
+/// assert_eq!(status(request("lobby")), 200);
+/// assert_eq!(states.get::<Posted>().unwrap().0.load(Ordering::Relaxed), 1);
 /// ```
 ///
 /// A rule that does not fit the parameter's type is a compile error:
