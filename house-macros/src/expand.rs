@@ -115,6 +115,7 @@ fn route(handler: &Handler) -> TokenStream {
     let mut guards = Vec::new();
     let mut states = Vec::new();
     let mut needs = Vec::new();
+    let mut guard_needs = Vec::new();
     let mut bodies = Vec::new();
     let mut params = Vec::new();
     let mut args = Vec::new();
@@ -130,6 +131,9 @@ fn route(handler: &Handler) -> TokenStream {
             // Reported by valid.rs; the argument is never built.
             Input::Caught(_) => quote!(::core::unreachable!()),
             Input::Guard(ty) => {
+                guard_needs.push(quote_spanned!(ty.span()=>
+                    let __house_route = <#ty as ::house::FromRequest>::needs(__house_route);
+                ));
                 let call = quote_spanned!(ty.span()=>
                     <#ty as ::house::FromRequest>::from_request(__house_ctx)
                 );
@@ -213,8 +217,8 @@ fn route(handler: &Handler) -> TokenStream {
         .map(|(_, methods)| quote!(.with_methods(#(::house::Methods::#methods)|*)));
     // Guards first, so a request that may not see the route gets their answer (a 401), not a
     // 400 about a parameter.
-    quote! {
-        #ctor(#path, |__house_ctx: &mut ::house::Ctx<'_>| -> #out_ty {
+    quote! {{
+        let __house_route = #ctor(#path, |__house_ctx: &mut ::house::Ctx<'_>| -> #out_ty {
             let __house_request: &::house::Request = __house_ctx.request;
             #(#guards)*
             #state
@@ -227,8 +231,11 @@ fn route(handler: &Handler) -> TokenStream {
         })
         #methods
         #(#needs)*
-        .with_name(#name)
-    }
+        .with_name(#name);
+        // What the guards need from the state (`Bearer`: `BearerTokens`), checked at start-up.
+        #(#guard_needs)*
+        __house_route
+    }}
 }
 
 /// Where a return type's trait bound is reported, and the turbofish naming it.

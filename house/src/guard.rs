@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::response::{Response, Status};
-use crate::route::Ctx;
+use crate::route::{Ctx, Route};
 use crate::session::{Session, SessionError};
 
 /// The session key [`SessionUser`] keeps the user's name under.
@@ -53,6 +53,13 @@ const USER_KEY: &str = "user";
 pub trait FromRequest: Sized {
     /// The guard's value, or the response that refuses the request.
     fn from_request(ctx: &mut Ctx<'_>) -> Result<Self, Response>;
+
+    /// Declares on the guarded `route` the state the guard reads (with
+    /// [`Route::needs_state`]), so a server without it refuses to start instead of failing
+    /// every request. The default needs nothing; the macros call it for each `#[guard]`.
+    fn needs(route: Route) -> Route {
+        route
+    }
 }
 
 /// An optional guard: `None` where `G` would refuse.
@@ -60,12 +67,20 @@ impl<G: FromRequest> FromRequest for Option<G> {
     fn from_request(ctx: &mut Ctx<'_>) -> Result<Option<G>, Response> {
         Ok(G::from_request(ctx).ok())
     }
+
+    fn needs(route: Route) -> Route {
+        G::needs(route)
+    }
 }
 
 /// The guard's refusal, for the handler to inspect or answer itself.
 impl<G: FromRequest> FromRequest for Result<G, Response> {
     fn from_request(ctx: &mut Ctx<'_>) -> Result<Result<G, Response>, Response> {
         Ok(G::from_request(ctx))
+    }
+
+    fn needs(route: Route) -> Route {
+        G::needs(route)
     }
 }
 
@@ -142,6 +157,11 @@ impl fmt::Debug for Bearer {
 }
 
 impl FromRequest for Bearer {
+    /// The accepted tokens: a server without [`BearerTokens`] state refuses to start.
+    fn needs(route: Route) -> Route {
+        route.needs_state::<BearerTokens>()
+    }
+
     fn from_request(ctx: &mut Ctx<'_>) -> Result<Bearer, Response> {
         let Some(tokens) = ctx.state.get::<BearerTokens>() else {
             log::error!(
