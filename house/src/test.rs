@@ -25,7 +25,7 @@
 //! let mut stream = client.stream("/rooms/lobby/events").unwrap();
 //!
 //! let response = client.post("/rooms/lobby/messages").form(&[("text", "hi")]).send();
-//! assert_eq!((response.status().code(), response.text()), (200, "sent"));
+//! assert_eq!((response.status().code(), response.text().as_str()), (200, "sent"));
 //! assert_eq!(stream.next_event().unwrap().data, "hi");
 //!
 //! let refused = client.post("/rooms/lobby/messages").send();
