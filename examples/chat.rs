@@ -1,7 +1,7 @@
 //! `cargo run --release --example chat`, then open http://localhost:4242/index
 //!
-//! A chat room in four handlers. The page (`static/index.html`) listens to its room with an
-//! `EventSource` on `/source?room=NAME` and posts messages to `/send-message`; the server
+//! A chat room in five handlers. The page (`static/index.html`) listens to its room with an
+//! `EventSource` on `/rooms/NAME/source` (or, from curl, `/source?room=NAME`) and posts messages to `/send-message`; the server
 //! checks the parameters and publishes each message to everyone in the room. It remembers the
 //! name each visitor chose in their session (the page asks `/me` for it and pre-fills it), and
 //! lets each session send at most 5 messages per 10 seconds (a client without a session is
@@ -12,6 +12,7 @@
 //!
 //! ```text
 //! curl -N 'localhost:4242/source?room=x'                                # terminal 1
+//! curl -N 'localhost:4242/rooms/x/source'                                # the same, room in the path
 //! curl 'localhost:4242/send-message?room=x&name=ann&message=hello+there' # terminal 2
 //! ```
 //!
@@ -57,6 +58,13 @@ fn index(request: &Request) -> Response {
 /// An SSE stream of the room's messages: `/source?room=NAME`.
 #[stream_handler]
 fn source(#[param(max = 16)] room: String) -> Subscribe {
+    Subscribe::to(room)
+}
+
+/// The same stream with the room in the path: `/rooms/NAME/source`. The rule is checked the
+/// same way: a 17-character room answers 400 naming `room`.
+#[stream_handler("/rooms/{room}/source")]
+fn room_source(#[param(max = 16)] room: String) -> Subscribe {
     Subscribe::to(room)
 }
 
@@ -150,7 +158,7 @@ fn rate_limited(route: Route, rate: Rate) -> Route {
 /// The chat's routes: the four handlers (sending limited to `rate`), the page's script and
 /// style under `/static/`, and the server's metrics at `/metrics`.
 pub(crate) fn routes(rate: Rate) -> io::Result<Vec<Route>> {
-    let mut routes = routes![index, source, me];
+    let mut routes = routes![index, source, room_source, me];
     for send in routes![send_message] {
         routes.push(rate_limited(send, rate));
     }

@@ -37,10 +37,12 @@
 
   let source = null;
   let retryDelay = 1000;
+  // The room's stream; the room is a path segment, so `/` and `?` in it are encoded.
+  const streamUrl = `/rooms/${encodeURIComponent(room)}/source`;
 
   function connect() {
     setState(source ? "reconnecting" : "connecting");
-    source = new EventSource(`/source?room=${encodeURIComponent(room)}`);
+    source = new EventSource(streamUrl);
     source.onopen = () => {
       retryDelay = 1000;
       setState("live");
@@ -76,7 +78,7 @@
     setState("reconnecting");
     const controller = new AbortController();
     try {
-      const response = await fetch(`/source?room=${encodeURIComponent(room)}`, {
+      const response = await fetch(streamUrl, {
         signal: controller.signal,
         headers: { Accept: "text/event-stream" },
       });

@@ -32,8 +32,8 @@ fn get_and_post_publish_json_to_the_room() {
         json!({"name": "Böb \"the builder\"", "message": "a & b = <c>\nnew line"})
     );
 
-    // Every subscriber of the room gets it.
-    let mut second = subscribe(chat.addr, "/source?room=x");
+    // Every subscriber of the room gets it, whether it names the room in the query or the path.
+    let mut second = subscribe(chat.addr, "/rooms/x/source");
     get(
         chat.addr,
         "/send-message?room=x&name=cy&message=for+both",
@@ -42,6 +42,25 @@ fn get_and_post_publish_json_to_the_room() {
     let expected = json!({"name": "cy", "message": "for both"});
     assert_eq!(room.next_json(), expected);
     assert_eq!(second.next_json(), expected);
+}
+
+#[test]
+fn the_room_in_the_path_follows_the_same_rule() {
+    let chat = spawn_chat();
+    let long = get(chat.addr, &format!("/rooms/{}/source", "r".repeat(17)), &[]);
+    assert_eq!(long.status(), 400);
+    assert_eq!(
+        long.text(),
+        "400 Bad Request: parameter `room` must be at most 16 characters (got 17)\n"
+    );
+    // An encoded slash stays inside the room's name; the stream still opens.
+    let mut slashed = subscribe(chat.addr, "/rooms/a%2Fb/source");
+    get(
+        chat.addr,
+        "/send-message?room=a%2Fb&name=ann&message=hello+a%2Fb",
+        &[],
+    );
+    assert_eq!(slashed.next_json()["message"], "hello a/b");
 }
 
 #[test]
