@@ -1,12 +1,13 @@
 //! `cargo run --release --example chat`, then open http://localhost:4242/index
 //!
 //! A chat room in five handlers. The page (`static/index.html`) listens to its room with an
-//! `EventSource` on `/rooms/NAME/source` (or, from curl, `/source?room=NAME`) and posts messages to `/send-message`; the server
-//! checks the parameters and publishes each message to everyone in the room. It remembers the
-//! name each visitor chose in their session (the page asks `/me` for it and pre-fills it), and
-//! lets each session send at most 5 messages per 10 seconds (a client without a session is
-//! counted by its address); past that, `/send-message` answers `429 Too Many Requests` with
-//! `Retry-After`, and the page explains the wait.
+//! `EventSource` on `/rooms/NAME/source` (curl may use `/source?room=NAME`) and posts
+//! messages to `/send-message`; the server checks the parameters and publishes each message
+//! to everyone in the room. It remembers the name each visitor chose in their session (the
+//! page asks `/me` for it and pre-fills it), and lets each session send at most 5 messages
+//! per 10 seconds (a client without a session is counted by its address); past that,
+//! `/send-message` answers `429 Too Many Requests` with `Retry-After`, and the page explains
+//! the wait.
 //!
 //! Without a browser:
 //!
