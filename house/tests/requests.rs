@@ -343,3 +343,56 @@ fn created_redirects_and_header_tuples_on_the_wire() {
     assert_eq!(body_of(&tuple), "queued");
     assert!(server.get("/gone").starts_with("HTTP/1.1 410 Gone\r\n"));
 }
+
+/// Every status constant goes out with its code and RFC 9110 reason phrase (1xx and the
+/// bodiless codes without a body), and the connection serves on after each.
+#[test]
+fn every_status_constant_on_the_wire() {
+    let statuses = [
+        (Status::ACCEPTED, "202 Accepted"),
+        (
+            Status::NON_AUTHORITATIVE_INFORMATION,
+            "203 Non-Authoritative Information",
+        ),
+        (Status::RESET_CONTENT, "205 Reset Content"),
+        (Status::PARTIAL_CONTENT, "206 Partial Content"),
+        (Status::MULTIPLE_CHOICES, "300 Multiple Choices"),
+        (Status::USE_PROXY, "305 Use Proxy"),
+        (Status::PAYMENT_REQUIRED, "402 Payment Required"),
+        (Status::NOT_ACCEPTABLE, "406 Not Acceptable"),
+        (
+            Status::PROXY_AUTHENTICATION_REQUIRED,
+            "407 Proxy Authentication Required",
+        ),
+        (Status::GONE, "410 Gone"),
+        (Status::LENGTH_REQUIRED, "411 Length Required"),
+        (Status::PRECONDITION_FAILED, "412 Precondition Failed"),
+        (Status::CONTENT_TOO_LARGE, "413 Content Too Large"),
+        (Status::RANGE_NOT_SATISFIABLE, "416 Range Not Satisfiable"),
+        (Status::EXPECTATION_FAILED, "417 Expectation Failed"),
+        (Status::MISDIRECTED_REQUEST, "421 Misdirected Request"),
+        (Status::UNPROCESSABLE_CONTENT, "422 Unprocessable Content"),
+        (Status::UPGRADE_REQUIRED, "426 Upgrade Required"),
+        (Status::PRECONDITION_REQUIRED, "428 Precondition Required"),
+        (Status::BAD_GATEWAY, "502 Bad Gateway"),
+        (Status::GATEWAY_TIMEOUT, "504 Gateway Timeout"),
+        (
+            Status::NETWORK_AUTHENTICATION_REQUIRED,
+            "511 Network Authentication Required",
+        ),
+    ];
+    let routes = vec![Route::closing("/status/{code}", |ctx| {
+        let code = ctx.request.path_param("code").unwrap_or("500");
+        Status::from_code(code.parse().unwrap_or(500))
+    })];
+    let server = TestServer::start(Config::default(), routes);
+    for (status, line) in statuses {
+        let response = server.get(&format!("/status/{}", status.code()));
+        assert!(
+            response.starts_with(&format!("HTTP/1.1 {line}\r\n")),
+            "{response}"
+        );
+    }
+    // A code without a constant keeps the space before its empty reason phrase.
+    assert!(server.get("/status/299").starts_with("HTTP/1.1 299 \r\n"));
+}
