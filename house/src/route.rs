@@ -635,6 +635,9 @@ struct Entry {
 pub struct Routes {
     entries: Vec<Entry>,
     root: Node,
+    /// Templates without parameters, by their full path, for requests whose path needs no
+    /// decoding: one hash instead of a walk (which allocates its segments).
+    exact: HashMap<String, Vec<usize>>,
     /// Catchers by status code.
     catchers: HashMap<u16, Route>,
 }
@@ -713,6 +716,10 @@ impl Routes {
             });
         }
         slot.push(self.entries.len());
+        if !is_rest && params.is_empty() {
+            let exact = self.exact.entry(route.path.to_string()).or_default();
+            exact.push(self.entries.len());
+        }
         self.entries.push(Entry {
             route,
             params,
@@ -751,6 +758,15 @@ impl Routes {
                 .fold(Methods::NONE, |all, entry| all | entry.route.methods);
             return Resolved::Answer(allow(Response::new(Status::NO_CONTENT), all));
         }
+        // A literal template wins over any `{name}`, so a path that is one needs no walk.
+        if request.raw_path.is_none() {
+            if let Some(ids) = self.exact.get(request.path()) {
+                return match self.choose(request, ids) {
+                    Ok(entry) => Resolved::Handler(&entry.route),
+                    Err(answer) => Resolved::Answer(answer),
+                };
+            }
+        }
         let segments = match split(request.raw_path(), request.raw_path.is_some()) {
             Ok(segments) => segments,
             Err(err) => return Resolved::Answer(self.refuse(&err, Some(request))),
@@ -769,20 +785,9 @@ impl Routes {
         } else {
             &node.end
         };
-        let Some(entry) = self.pick(ids, method) else {
-            let allowed = ids.iter().fold(Methods::NONE, |all, &id| {
-                all | self.entries[id].route.methods
-            });
-            if method == Method::Options {
-                return Resolved::Answer(allow(Response::new(Status::NO_CONTENT), allowed));
-            }
-            let header = allow_header(allowed);
-            let detail = format!("`{}` accepts {header}", request.path());
-            let response = allow(
-                Response::error(Status::METHOD_NOT_ALLOWED, &detail),
-                allowed,
-            );
-            return Resolved::Answer(self.catch(Some(request), detail, response));
+        let entry = match self.choose(request, ids) {
+            Ok(entry) => entry,
+            Err(answer) => return Resolved::Answer(answer),
         };
         let mut params = Params::new();
         for (name, &at) in entry.params.iter().zip(&captures) {
@@ -799,6 +804,28 @@ impl Routes {
 
     /// The route among `ids` for `method`: the one that accepts it, else for `HEAD` the `GET`
     /// route (RFC 9110 9.3.2: the same answer without the body).
+    /// The route among `ids` (one template's) for the request's method, or the answer when
+    /// there is none: `204` with `Allow` to `OPTIONS`, else `405` (through its catcher).
+    fn choose(&self, request: &Request, ids: &[usize]) -> Result<&Entry, Response> {
+        let method = request.method();
+        if let Some(entry) = self.pick(ids, method) {
+            return Ok(entry);
+        }
+        let allowed = ids.iter().fold(Methods::NONE, |all, &id| {
+            all | self.entries[id].route.methods
+        });
+        if method == Method::Options {
+            return Err(allow(Response::new(Status::NO_CONTENT), allowed));
+        }
+        let header = allow_header(allowed);
+        let detail = format!("`{}` accepts {header}", request.path());
+        let response = allow(
+            Response::error(Status::METHOD_NOT_ALLOWED, &detail),
+            allowed,
+        );
+        Err(self.catch(Some(request), detail, response))
+    }
+
     fn pick(&self, ids: &[usize], method: Method) -> Option<&Entry> {
         let accepting = |method: Method| {
             ids.iter()
@@ -965,6 +992,36 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect()
+    }
+
+    #[test]
+    fn literal_paths_resolve_alike_with_and_without_encoding() {
+        // `/h%65llo` takes the walk, `/hello` the table of literal templates: same answers.
+        let routes = table([
+            Route::closing("/hello", |_| "")
+                .with_name("hello")
+                .with_methods(Methods::GET),
+            at("/{x}", "param"),
+            at("/a/b", "ab"),
+            at("/a/{x}", "a-param"),
+        ]);
+        for (plain, encoded) in [
+            ("/hello", "/h%65llo"),
+            ("/a/b", "/a/%62"),
+            ("/a/c", "/a/%63"),
+        ] {
+            assert_eq!(
+                route_of(&routes, plain),
+                route_of(&routes, encoded),
+                "{plain}"
+            );
+        }
+        assert_eq!(route_of(&routes, "/hello").unwrap().0, "hello");
+        let mut post = parsed("POST", "/hello");
+        let Resolved::Answer(refused) = routes.resolve(&mut post) else {
+            panic!("POST /hello is not routed to `{{x}}`");
+        };
+        assert_eq!(refused.status(), Status::METHOD_NOT_ALLOWED);
     }
 
     #[test]
