@@ -108,6 +108,9 @@
 //!   behind Redis Streams so several processes share channels.
 //! - **Observability**: [`Handle::stats`], [`Ctx::stats`], [`metrics_route`] (Prometheus text),
 //!   and logs through the `log` facade (one `info` line per request, without parameter values).
+//! - **Testing**: [`test::Client`] sends requests through the same parser, router, guards,
+//!   extraction and handlers without a socket, keeps a cookie jar, opens streams and lists
+//!   what was published; keep socket tests for what the connection itself does.
 //!
 //! # Limits
 //! Every limit is a constant in [`limits`] with what happens when it is hit, and a
