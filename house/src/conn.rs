@@ -59,6 +59,8 @@ enum Phase {
     Streaming {
         channels: Box<[String]>,
         attached: bool,
+        /// The stream's head, until it attaches and the head is queued.
+        head: Vec<u8>,
     },
     /// Writing what is queued, then shutting down the write side.
     Closing,
@@ -594,8 +596,8 @@ impl Conn {
     // ---- Phases -----------------------------------------------------------------------------
 
     /// The stream handler answered: the connection now belongs to `channels`, and waits to be
-    /// attached to them.
-    pub(crate) fn start_streaming(&mut self, channels: Box<[String]>) {
+    /// attached to them; `head` goes out when it is.
+    pub(crate) fn start_streaming(&mut self, channels: Box<[String]>, head: Vec<u8>) {
         debug_assert!(
             matches!(self.phase, Phase::Requests) && self.parked.is_none(),
             "a stream starts from a request"
@@ -603,6 +605,7 @@ impl Conn {
         self.phase = Phase::Streaming {
             channels,
             attached: false,
+            head,
         };
         // A stream holds no request state: free the read buffer.
         self.input = Vec::new();
@@ -618,6 +621,14 @@ impl Conn {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// The head of a stream, once (empty afterwards, and for other connections).
+    pub(crate) fn take_stream_head(&mut self) -> Vec<u8> {
+        match &mut self.phase {
+            Phase::Streaming { head, .. } => std::mem::take(head),
+            _ => Vec::new(),
         }
     }
 
@@ -639,6 +650,7 @@ impl Conn {
             Phase::Streaming {
                 channels,
                 attached: true,
+                ..
             } => channel.is_none_or(|wanted| channels.iter().any(|c| c == wanted)),
             _ => false,
         }

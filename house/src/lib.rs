@@ -93,8 +93,9 @@
 //!   [`SessionUser`] the session's signed-in user (the way to guard a browser's
 //!   `EventSource`, which cannot send headers). Values given to [`Server::with_state`] are
 //!   borrowed by type; a route needing one the server lacks stops [`Server::run`] at start.
-//! - **Streams**: `200 text/event-stream` with `Cache-Control: no-cache` and
-//!   `X-Accel-Buffering: no`, then a `retry:` hint, then events. Every published event gets an
+//! - **Streams**: `200 text/event-stream` with `Cache-Control: no-cache, no-transform` and
+//!   `X-Accel-Buffering: no` (and the handler's own, [`Subscribe::with_header`]), then a
+//!   `retry:` hint, then events. Every published event gets an
 //!   id `RUN-SEQ` (`RUN` changes at each start). A stream with `Last-Event-ID` (or
 //!   `?last_event_id=`) first gets the events it missed from its channels' history; if that
 //!   history no longer reaches back far enough, or the id is from another run, it starts with

@@ -362,12 +362,7 @@ impl Response {
     ) -> Result<Response, InvalidHeader> {
         let name = name.into();
         let value = value.into();
-        let token = !name.is_empty() && name.bytes().all(is_token_byte);
-        if !token || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
-            return Err(InvalidHeader {
-                name: name.into_owned(),
-            });
-        }
+        check_header(&name, &value)?;
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
         self.headers.push((name, value));
         Ok(self)
@@ -377,6 +372,18 @@ impl Response {
     /// `Set-Cookie` beside the session's). The caller vouches for the name and value.
     pub(crate) fn append_header(mut self, name: &'static str, value: String) -> Response {
         self.headers.push((Cow::Borrowed(name), value));
+        self
+    }
+
+    /// Adds headers already checked (see [`check_header`]), each replacing any of its name.
+    pub(crate) fn with_checked_headers(
+        mut self,
+        headers: Vec<(Cow<'static, str>, String)>,
+    ) -> Response {
+        for (name, value) in headers {
+            self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+            self.headers.push((name, value));
+        }
         self
     }
 
@@ -461,6 +468,18 @@ impl Response {
             out.extend_from_slice(bytes);
         }
     }
+}
+
+/// Refuses a header name that is not an HTTP token, or a value with CR, LF or NUL (either
+/// would let it split the head).
+pub(crate) fn check_header(name: &str, value: &str) -> Result<(), InvalidHeader> {
+    let token = !name.is_empty() && name.bytes().all(is_token_byte);
+    if !token || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
+        return Err(InvalidHeader {
+            name: name.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 /// RFC 9110 `tchar`: a byte of a header name or a cookie name.

@@ -11,7 +11,7 @@ use percent_encoding::percent_decode_str;
 use crate::error::{status_for, Error};
 use crate::hub::Hub;
 use crate::request::{Method, Methods, Params, Request};
-use crate::response::{IntoResponse, Response, Status};
+use crate::response::{check_header, IntoResponse, InvalidHeader, Response, Status};
 use crate::session::Session;
 use crate::state::{States, NO_STATES};
 use crate::stats::Stats;
@@ -88,18 +88,21 @@ impl fmt::Debug for Ctx<'_> {
     }
 }
 
-/// What a stream handler subscribes its connection to: one or more channels.
+/// What a stream handler subscribes its connection to: one or more channels, and any headers
+/// of its own for the stream's head.
 ///
 /// # Examples
 /// ```
 /// use house::Subscribe;
 ///
-/// let subscribe = Subscribe::to("lobby").and("announcements");
+/// let subscribe = Subscribe::to("lobby").and("announcements").with_header("X-Room", "lobby");
 /// assert_eq!(subscribe.channels(), ["lobby", "announcements"]);
+/// assert_eq!(subscribe.headers().collect::<Vec<_>>(), [("X-Room", "lobby")]);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribe {
     channels: Vec<String>,
+    headers: Vec<(Cow<'static, str>, String)>,
 }
 
 impl Subscribe {
@@ -107,7 +110,52 @@ impl Subscribe {
     pub fn to(channel: impl Into<String>) -> Subscribe {
         Subscribe {
             channels: vec![channel.into()],
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a header to the stream's head, replacing an earlier one of the same name
+    /// (case-insensitively), and the server's default of that name (`Cache-Control: no-cache,
+    /// no-transform`, `X-Accel-Buffering: no`, even `Content-Type`). `Content-Length` and
+    /// `Connection` are the server's: a stream has no length and closes.
+    ///
+    /// # Panics
+    /// Like [`Response::with_header`], if the name is not an HTTP token or the value contains
+    /// CR, LF or NUL. In a stream handler the panic becomes a 500, never a split head; use
+    /// [`try_with_header`](Self::try_with_header) to handle it yourself.
+    pub fn with_header(
+        self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Subscribe {
+        match self.try_with_header(name, value) {
+            Ok(subscribe) => subscribe,
+            Err(err) => panic!("{err}"),
+        }
+    }
+
+    /// Adds a header like [`with_header`](Self::with_header), or refuses it.
+    pub fn try_with_header(
+        mut self,
+        name: impl Into<Cow<'static, str>>,
+        value: impl Into<String>,
+    ) -> Result<Subscribe, InvalidHeader> {
+        let name = name.into();
+        let value = value.into();
+        check_header(&name, &value)?;
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
+        self.headers.push((name, value));
+        Ok(self)
+    }
+
+    /// The stream's own headers, in order.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.headers.iter().map(|(n, v)| (n.as_ref(), v.as_str()))
+    }
+
+    /// Takes the stream's own headers (already checked) for its head.
+    pub(crate) fn take_headers(&mut self) -> Vec<(Cow<'static, str>, String)> {
+        std::mem::take(&mut self.headers)
     }
 
     /// Also subscribe to `channel`.

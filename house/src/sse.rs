@@ -172,15 +172,20 @@ pub(crate) fn reset_event() -> Vec<u8> {
         .to_bytes()
 }
 
-/// The head of a stream response, then the `retry:` hint when there is one. The body has no
-/// length: it runs until the connection closes. Proxies are told not to buffer it.
-pub(crate) fn stream_head(retry: Option<Duration>) -> Vec<u8> {
-    let mut out = Vec::with_capacity(160);
+/// The response whose head starts a stream, before the handler's own headers and CORS: the body
+/// has no length and runs until the connection closes, and proxies and compressors are told
+/// not to buffer or rewrite it (`no-transform`, `X-Accel-Buffering`).
+pub(crate) fn stream_response() -> Response {
     Response::new(Status::OK)
         .with_header("Content-Type", "text/event-stream")
-        .with_header("Cache-Control", "no-cache")
+        .with_header("Cache-Control", "no-cache, no-transform")
         .with_header("X-Accel-Buffering", "no")
-        .write_open_head(&mut out);
+}
+
+/// The head of the stream `response`, then the `retry:` hint when there is one.
+pub(crate) fn stream_head(response: &Response, retry: Option<Duration>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(192);
+    response.write_open_head(&mut out);
     if let Some(retry) = retry {
         field(&mut out, "retry", &retry.as_millis().to_string());
         out.push(b'\n');
@@ -244,12 +249,14 @@ mod tests {
 
     #[test]
     fn stream_head_has_no_length_and_closes() {
+        let response = stream_response();
         assert_eq!(
-            String::from_utf8(stream_head(Some(Duration::from_secs(2)))).unwrap(),
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\
-             X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 2000\n\n"
+            String::from_utf8(stream_head(&response, Some(Duration::from_secs(2)))).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+             Cache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\n\
+             Connection: close\r\n\r\nretry: 2000\n\n"
         );
-        assert!(stream_head(None).ends_with(b"Connection: close\r\n\r\n"));
+        assert!(stream_head(&response, None).ends_with(b"Connection: close\r\n\r\n"));
     }
 
     #[test]

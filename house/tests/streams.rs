@@ -43,8 +43,8 @@ fn stream_head_and_retry_hint() {
     let head = read_until(&mut stream, "retry: 2000\n\n");
     assert_eq!(
         head,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nX-Accel-Buffering: no\r\n\
-Connection: close\r\n\r\nretry: 2000\n\n"
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\n\
+X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 2000\n\n"
     );
 }
 

@@ -13,7 +13,7 @@ use crate::hub::Replay;
 use crate::request::{Method, Request};
 use crate::response::Status;
 use crate::route::Subscribe;
-use crate::sse::{reset_event, stream_head, Frame};
+use crate::sse::{reset_event, stream_head, stream_response, Frame};
 
 impl Server {
     /// Answers `200 text/event-stream`, replays missed events, and subscribes the connection.
@@ -21,10 +21,12 @@ impl Server {
         &mut self,
         token: Token,
         request: &Request,
-        subscribe: Subscribe,
+        mut subscribe: Subscribe,
         exchange: Exchange<'_>,
     ) {
         let now = self.now;
+        // The head is this stream's own (its handler's headers), built once per stream.
+        let response = stream_response().with_checked_headers(subscribe.take_headers());
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -36,14 +38,15 @@ impl Server {
             exchange.started.elapsed()
         );
         if request.method() == Method::Head {
-            conn.queue(stream_head(None), now);
+            conn.queue(stream_head(&response, None), now);
             conn.close_after_flush();
             self.dirty.mark(token, conn);
             return;
         }
         // The head goes out when the stream attaches (at once here, or when a broker's replay
         // arrives), so a client that has it is subscribed.
-        conn.start_streaming(subscribe.channels().into());
+        let head = stream_head(&response, self.config.retry_hint());
+        conn.start_streaming(subscribe.channels().into(), head);
         self.stats.connections_streaming += 1;
         let last_event_id = request
             .header("last-event-id")
@@ -77,7 +80,8 @@ impl Server {
         if !conn.attach() {
             return;
         }
-        conn.queue(stream_head(self.config.retry_hint()), now);
+        let head = conn.take_stream_head();
+        conn.queue(head, now);
         if reset {
             self.stats.gap_signals += 1;
             conn.queue(reset_event(), now);
