@@ -3,6 +3,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
+use crate::cors::Cors;
 use crate::response::is_token_byte;
 
 /// Largest request, head and body together. A longer head → 414 (request line) or 431
@@ -111,6 +112,7 @@ pub struct Config {
     pub(crate) max_limited_addrs: usize,
     pub(crate) session_secure: bool,
     pub(crate) session_cookie: Cow<'static, str>,
+    pub(crate) cors: Option<Cors>,
 }
 
 impl Default for Config {
@@ -138,6 +140,7 @@ impl Default for Config {
             max_limited_addrs: MAX_LIMITED_ADDRS,
             session_secure: false,
             session_cookie: Cow::Borrowed(SESSION_COOKIE),
+            cors: None,
         }
     }
 }
@@ -221,6 +224,19 @@ impl Config {
     /// The session cookie's name.
     pub fn session_cookie(&self) -> &str {
         &self.session_cookie
+    }
+
+    /// Lets pages on other origins use the server (see [`Cors`] for every rule); without it
+    /// (the default) no response has `Access-Control-*` headers, so browsers keep other
+    /// origins' pages from reading them.
+    pub fn with_cors(mut self, cors: Cors) -> Config {
+        self.cors = Some(cors);
+        self
+    }
+
+    /// The CORS settings, if any.
+    pub fn cors(&self) -> Option<&Cors> {
+        self.cors.as_ref()
     }
 
     /// How often the loop sweeps its timers: a fraction of the shortest timeout, so each fires

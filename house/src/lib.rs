@@ -132,6 +132,7 @@ mod body;
 mod broker;
 mod config;
 mod conn;
+mod cors;
 mod error;
 pub mod files;
 mod guard;
@@ -154,6 +155,7 @@ pub mod test;
 
 pub use body::{BodyError, FromBody, Validate};
 pub use config::Config;
+pub use cors::Cors;
 pub use error::{status_for, Error};
 pub use guard::{Bearer, BearerTokens, FromRequest, SessionUser};
 pub use house_macros::{catcher, closing_handler, stream_handler, FromParam, Validate};
