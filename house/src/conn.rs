@@ -160,6 +160,8 @@ pub(crate) struct Exchange<'a> {
     pub(crate) path: Cow<'a, str>,
     pub(crate) keep_alive: bool,
     pub(crate) started: Instant,
+    /// The request's `Origin`, for CORS (`None` without one, or before the head was read).
+    pub(crate) origin: Option<Cow<'a, str>>,
 }
 
 impl<'a> Exchange<'a> {
@@ -171,6 +173,7 @@ impl<'a> Exchange<'a> {
             path: Cow::Borrowed(request.path()),
             keep_alive,
             started,
+            origin: request.header("origin").map(Cow::Borrowed),
         }
     }
 
@@ -182,6 +185,7 @@ impl<'a> Exchange<'a> {
             path: Cow::Borrowed("-"),
             keep_alive: false,
             started,
+            origin: None,
         }
     }
 
@@ -189,7 +193,11 @@ impl<'a> Exchange<'a> {
     pub(crate) fn into_owned(self) -> Exchange<'static> {
         Exchange {
             path: Cow::Owned(self.path.into_owned()),
-            ..self
+            origin: self.origin.map(|origin| Cow::Owned(origin.into_owned())),
+            method: self.method,
+            version: self.version,
+            keep_alive: self.keep_alive,
+            started: self.started,
         }
     }
 }

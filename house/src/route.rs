@@ -850,6 +850,29 @@ impl Routes {
         Resolved::Handler(&entry.route)
     }
 
+    /// The methods the routes at `request`'s path take, or `None` when no route has its path
+    /// (for a CORS preflight, which is answered before routing).
+    pub(crate) fn methods_at(&self, request: &Request) -> Option<Methods> {
+        let methods = |ids: &[usize]| {
+            ids.iter().fold(Methods::NONE, |all, &id| {
+                all | self.entries[id].route.methods
+            })
+        };
+        if request.raw_path.is_none() {
+            if let Some(ids) = self.exact.get(request.path()) {
+                return Some(methods(ids));
+            }
+        }
+        let segments = split(request.raw_path(), request.raw_path.is_some()).ok()??;
+        let mut captures = Vec::new();
+        let (node, rest_at) = walk(&self.root, &segments, 0, &mut captures)?;
+        Some(methods(if rest_at.is_some() {
+            &node.rest
+        } else {
+            &node.end
+        }))
+    }
+
     /// The route among `ids` for `method`: the one that accepts it, else for `HEAD` the `GET`
     /// route (RFC 9110 9.3.2: the same answer without the body).
     /// The route among `ids` (one template's) for the request's method, or the answer when

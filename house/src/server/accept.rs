@@ -10,6 +10,7 @@ use mio::{Interest, Token};
 use super::Server;
 use crate::config::ACCEPT_BACKOFF;
 use crate::conn::{interrupted, would_block, Conn};
+use crate::cors::Cors;
 use crate::response::{Response, Status};
 
 impl Server {
@@ -44,7 +45,7 @@ impl Server {
     fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr) {
         if self.conns.len() >= self.config.max_connections() || self.shutdown_deadline.is_some() {
             // Best effort: the socket is new, so this small write fits its send buffer.
-            let _ = socket.write(&at_capacity());
+            let _ = socket.write(&at_capacity(self.config.cors()));
             self.stats.connections_refused += 1;
             log::debug!("{peer}: refused at the connection cap");
             return;
@@ -66,15 +67,20 @@ impl Server {
     }
 }
 
-/// The answer to a connection refused at the connection cap (or during shutdown).
-fn at_capacity() -> Vec<u8> {
-    let mut out = Vec::with_capacity(192);
-    Response::error(
+/// The answer to a connection refused at the connection cap (or during shutdown). No request
+/// was read, so its origin is unknown: only a CORS setting for any origin can label it.
+fn at_capacity(cors: Option<&Cors>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(256);
+    let response = Response::error(
         Status::SERVICE_UNAVAILABLE,
         "too many connections, retry soon",
     )
-    .with_header("Retry-After", "1")
-    .write_to(&mut out, true);
+    .with_header("Retry-After", "1");
+    let response = match cors {
+        Some(cors) => cors.apply(response, None),
+        None => response,
+    };
+    response.write_to(&mut out, true);
     out
 }
 
@@ -100,7 +106,7 @@ mod tests {
 
     #[test]
     fn the_refusal_says_its_length() {
-        let text = String::from_utf8(at_capacity()).unwrap();
+        let text = String::from_utf8(at_capacity(None)).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert_eq!(
             body,

@@ -8,6 +8,7 @@ use mio::Token;
 use super::Server;
 use crate::answer::{Answer, App};
 use crate::conn::{Conn, Exchange, FileBody, Parked, Taken};
+use crate::cors::is_preflight;
 use crate::hub::PublishError;
 use crate::request::{Method, Version};
 use crate::response::{Body, IntoResponse, Response};
@@ -73,6 +74,14 @@ impl Server {
         } = taken;
         // Once shutting down, every answer closes its connection.
         let keep_alive = keep_alive && self.shutdown_deadline.is_none();
+        // A browser's preflight is the server's to answer, before any handler.
+        if let Some(cors) = self.config.cors().filter(|_| is_preflight(&request)) {
+            if let Some(methods) = self.routes.methods_at(&request) {
+                let response = cors.preflight(&request, methods);
+                self.respond(token, response, Exchange::of(&request, keep_alive, started));
+                return;
+            }
+        }
         self.refresh_gauges();
         let app = App {
             routes: &self.routes,
@@ -110,6 +119,11 @@ impl Server {
         let now = self.now;
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
+        };
+        // Every answer the server writes gets its CORS headers here, in one place.
+        let response = match self.config.cors() {
+            Some(cors) => cors.apply(response, exchange.origin.as_deref()),
+            None => response,
         };
         let close = !exchange.keep_alive || !conn.takes_requests();
         let response = if !close && exchange.version == Version::Http10 {

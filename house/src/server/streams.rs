@@ -27,6 +27,11 @@ impl Server {
         let now = self.now;
         // The head is this stream's own (its handler's headers), built once per stream.
         let response = stream_response().with_checked_headers(subscribe.take_headers());
+        // A stream's head gets its CORS headers here, as every other answer does in `respond`.
+        let response = match self.config.cors() {
+            Some(cors) => cors.apply(response, request.header("origin")),
+            None => response,
+        };
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
