@@ -1,0 +1,94 @@
+// A page on one origin uses house on another: headless Chromium loads a page from origin A,
+// whose script POSTs JSON (a preflight first) and opens a credentialed EventSource to the API
+// on origin B; the same script on origin C, which B does not allow, is refused both.
+//
+//   node tests/browser/cors.mjs http://127.0.0.1:PORT_A http://localhost:PORT_B http://127.0.0.1:PORT_C
+//
+// Run by tests/cors_browser.rs (which starts the three servers); exits non-zero on the first
+// failed check. CHROMIUM overrides the browser (default /usr/bin/chromium, Debian's package).
+import { chromium } from "playwright-core";
+
+const [allowed, api, refused] = process.argv.slice(2);
+if (!allowed || !api || !refused) {
+  console.error("usage: node cors.mjs PAGE_ORIGIN API_ORIGIN REFUSED_ORIGIN");
+  process.exit(2);
+}
+
+// Every wait in the page is bounded by this; the whole script by the Rust test's timeout.
+const TIMEOUT = 10_000;
+
+function check(ok, what) {
+  if (!ok) throw new Error(`check failed: ${what}`);
+  console.log(`ok: ${what}`);
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  timeout: 30_000,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+
+// What the README shows a page doing: subscribe with credentials, then publish with a JSON
+// POST; resolves with what happened to each (never hangs: every wait has a deadline).
+async function useApi(page, text) {
+  return page.evaluate(
+    async ([api, text, timeout]) => {
+      const result = { open: false, message: null, streamError: false, readyState: null, post: null };
+      const events = new EventSource(`${api}/events`, { withCredentials: true });
+      const opened = await new Promise((resolve) => {
+        const timer = setTimeout(() => resolve("timeout"), timeout);
+        events.onopen = () => { clearTimeout(timer); resolve("open"); };
+        events.onerror = () => { clearTimeout(timer); resolve("error"); };
+      });
+      result.open = opened === "open";
+      result.streamError = opened === "error";
+      const message = new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(null), timeout);
+        events.onmessage = (event) => { clearTimeout(timer); resolve(event.data); };
+      });
+      try {
+        const response = await fetch(`${api}/send`, {
+          method: "POST",
+          credentials: "include",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ text }),
+        });
+        result.post = `${response.status} ${await response.text()}`;
+      } catch (err) {
+        result.post = `rejected: ${err.name}`;
+      }
+      if (result.open) result.message = await message;
+      result.readyState = events.readyState;
+      events.close();
+      return result;
+    },
+    [api, text, TIMEOUT],
+  );
+}
+
+try {
+  const context = await browser.newContext();
+  const page = await context.newPage();
+  page.setDefaultTimeout(TIMEOUT);
+  await page.goto(`${allowed}/page`);
+  const ok = await useApi(page, "hello from A");
+  console.log(`allowed origin: ${JSON.stringify(ok)}`);
+  check(ok.open, "the allowed origin's EventSource (withCredentials) opens");
+  check(ok.post === "200 sent", `the allowed origin's JSON POST is answered (${ok.post})`);
+  check(ok.message === JSON.stringify({ text: "hello from A" }), "the allowed origin's stream receives the published event");
+
+  const other = await context.newPage();
+  other.setDefaultTimeout(TIMEOUT);
+  await other.goto(`${refused}/page`);
+  const no = await useApi(other, "hello from C");
+  console.log(`refused origin: ${JSON.stringify(no)}`);
+  check(!no.open && no.streamError && no.readyState === 2, "the refused origin's EventSource errors and closes");
+  check(no.post === "rejected: TypeError", `the refused origin's fetch rejects (${no.post})`);
+} catch (err) {
+  console.error(err.stack || String(err));
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,140 @@
+//! CORS in a real browser: headless Chromium, driven by `tests/browser/cors.mjs`, loads a page
+//! from one house server (origin A, `http://127.0.0.1:PORT_A`) that uses the API and stream of
+//! another (origin B, `http://localhost:PORT_B`), which allows A with credentials; the same
+//! page from a third server (origin C, not allowed) is refused.
+//!
+//! Needs Debian's `chromium` and `npm ci` in `tests/browser`, like `tests/chat_browser.rs`;
+//! without them this test fails (it never skips).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+
+use house::{Config, Cors, Event, Handle, Methods, Response, Route, Server, Status, Subscribe};
+
+/// How long the whole browser script may take.
+const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// A page with no script of its own: the driver runs the README's code in it.
+const PAGE: &str = "<!doctype html><meta charset=utf-8><title>cors</title><p>a page</p>";
+
+struct Running {
+    port: u16,
+    handle: Handle,
+    thread: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.handle.shutdown();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn run(config: Config, routes: Vec<Route>) -> Running {
+    let server = Server::bind("127.0.0.1:0", config, routes).expect("bind on loopback");
+    let (port, handle) = (server.local_addr().port(), server.handle());
+    Running {
+        port,
+        handle,
+        thread: Some(thread::spawn(move || server.run())),
+    }
+}
+
+fn page_server() -> Running {
+    run(
+        Config::default(),
+        vec![Route::closing("/page", |_| PAGE).with_methods(Methods::GET)],
+    )
+}
+
+#[test]
+fn a_page_on_another_origin_posts_and_streams_and_a_third_is_refused() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let driver = root.join("tests/browser");
+    let chromium = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        chromium.exists(),
+        "{} is missing: this test needs Chromium; install it with `.ci/install-browser`",
+        chromium.display()
+    );
+    assert!(
+        driver.join("node_modules/playwright-core").exists(),
+        "playwright-core is missing: run `.ci/install-browser` (or `npm ci` in tests/browser)"
+    );
+
+    let page = page_server();
+    let refused = page_server();
+    let allowed_origin = format!("http://127.0.0.1:{}", page.port);
+    let cors = Cors::allow_origins([allowed_origin.clone()])
+        .allow_credentials(true)
+        .allow_headers(["content-type"]);
+    let sends = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&sends);
+    let api = run(
+        Config::default().with_cors(cors),
+        vec![
+            Route::stream("/events", |_| Subscribe::to("room")).with_methods(Methods::GET),
+            Route::closing("/send", move |ctx| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let Ok(body) = std::str::from_utf8(ctx.request.body()) else {
+                    return Response::error(Status::BAD_REQUEST, "not UTF-8");
+                };
+                let body = body.to_owned();
+                match ctx.hub.publish("room", Event::new(body)) {
+                    Ok(_) => Response::text(Status::OK, "sent"),
+                    Err(err) => Response::error(Status::SERVICE_UNAVAILABLE, err),
+                }
+            })
+            .with_methods(Methods::POST),
+        ],
+    );
+
+    let mut child = Command::new("node")
+        .arg(driver.join("cors.mjs"))
+        .arg(&allowed_origin)
+        // `localhost`, not `127.0.0.1`: another host, so another origin and another site.
+        .arg(format!("http://localhost:{}", api.port))
+        .arg(format!("http://127.0.0.1:{}", refused.port))
+        .env("CHROMIUM", &chromium)
+        .current_dir(&driver)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("node is needed to drive the browser");
+    // Bounded wait: a hung browser fails the test instead of hanging it.
+    let deadline = Instant::now() + BROWSER_TIMEOUT;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    let output = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "the browser script failed ({}):\n{stdout}\n{stderr}",
+        output.status
+    );
+    for check in [
+        "ok: the allowed origin's stream receives the published event",
+        "ok: the refused origin's EventSource errors and closes",
+        "ok: the refused origin's fetch rejects",
+    ] {
+        assert!(stdout.contains(check), "{stdout}");
+    }
+    // The refused page's POST never reached the handler: a JSON POST is preflighted, and the
+    // preflight was refused (without one the POST would have run, only its answer hidden).
+    assert_eq!(sends.load(Ordering::SeqCst), 1);
+}
