@@ -101,6 +101,8 @@
 //!   history no longer reaches back far enough, or the id is from another run, it starts with
 //!   `event: reset` ([`RESET_EVENT`]) and then what history there is. Idle streams get
 //!   `: heartbeat` comments.
+//! - **Other origins**: [`Config::with_cors`] with a [`Cors`] puts the `Access-Control-*`
+//!   headers on every answer, stream heads included, and answers preflights for every route.
 //! - **Failures stay local**: a panicking handler answers 500 to its own request; a subscriber
 //!   that falls behind by more than its queue cap is disconnected; a dead peer is pruned when
 //!   it hangs up or a write fails; at the connection cap new connections get 503 with
