@@ -49,13 +49,14 @@ use serde::Serialize;
 
 use crate::answer::{Answer, App};
 use crate::config::Config;
+use crate::cors::is_preflight;
 use crate::hub::{HistoryLimits, Hub};
 use crate::parse::{parse_request, Parsed};
 use crate::request::Method;
 use crate::response::{Body, Response, Status};
 use crate::route::{Route, Routes};
 use crate::session::Sessions;
-use crate::sse::{reset_event, Event, RESET_EVENT};
+use crate::sse::{reset_event, stream_response, Event, RESET_EVENT};
 use crate::state::States;
 use crate::stats::Stats;
 
@@ -329,6 +330,14 @@ enum Exchanged {
 }
 
 impl Shared {
+    /// `response` with the CORS headers the server would add (see [`Cors`](crate::cors::Cors)).
+    fn cors(&self, response: Response, origin: Option<&str>) -> Response {
+        match self.config.cors() {
+            Some(cors) => cors.apply(response, origin),
+            None => response,
+        }
+    }
+
     fn exchange(&mut self, bytes: &[u8], client: &Client) -> Exchanged {
         // As `Server::run` refuses to start; in a test, the panic is the report.
         let needs = self
@@ -348,12 +357,20 @@ impl Shared {
                 return Exchanged::Response(TestResponse::from_response(response, false));
             }
             Err(err) => {
-                let response = self.routes.refuse(&err, None);
+                let response = self.cors(self.routes.refuse(&err, None), None);
                 return Exchanged::Response(TestResponse::from_response(response, false));
             }
         };
         let mut request = request;
         let head = request.method() == Method::Head;
+        // As the server does: a preflight is answered before any handler.
+        if let Some(cors) = self.config.cors().filter(|_| is_preflight(&request)) {
+            if let Some(methods) = self.routes.methods_at(&request) {
+                let response = cors.preflight(&request, methods);
+                let response = self.cors(response, request.header("origin"));
+                return Exchanged::Response(TestResponse::from_response(response, false));
+            }
+        }
         let app = App {
             routes: &self.routes,
             hub: &mut self.hub,
@@ -366,10 +383,11 @@ impl Shared {
         self.hub.await_acks(None);
         let exchanged = match answer {
             Answer::Respond { response, .. } => {
+                let response = self.cors(response, request.header("origin"));
                 self.keep_cookies(&response);
                 Exchanged::Response(TestResponse::from_response(response, head))
             }
-            Answer::Stream(subscribe) => {
+            Answer::Stream(mut subscribe) => {
                 let token = Token(self.next_token);
                 self.next_token += 1;
                 let mut events = VecDeque::new();
@@ -389,11 +407,9 @@ impl Shared {
                     self.hub.subscribe(token, channel);
                 }
                 self.streams.insert(token, events);
-                let head = TestResponse {
-                    status: Status::OK,
-                    headers: vec![("Content-Type".to_owned(), "text/event-stream".to_owned())],
-                    body: Vec::new(),
-                };
+                let head = stream_response().with_checked_headers(subscribe.take_headers());
+                let head = self.cors(head, request.header("origin"));
+                let head = TestResponse::from_response(head, true);
                 Exchanged::Stream(TestStream {
                     app: Rc::clone(&client.app),
                     token,

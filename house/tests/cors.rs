@@ -337,3 +337,58 @@ POST /send HTTP/1.1\r\nOrigin: {A}\r\nConnection: close\r\n\r\n"
         2
     );
 }
+
+#[test]
+fn the_test_client_sees_what_a_socket_gets() {
+    use house::test::Client;
+    let client = Client::with_config(Config::default().with_cors(list()), app()).unwrap();
+    let headers = |response: &house::test::TestResponse| -> Vec<(String, String)> {
+        response
+            .headers()
+            .filter(|(n, _)| n.starts_with("Access-Control-") || *n == "Vary")
+            .map(|(n, v)| (n.to_owned(), v.to_owned()))
+            .collect()
+    };
+    let allowed: Vec<(String, String)> = ALLOWED
+        .iter()
+        .map(|line| {
+            let (n, v) = line.split_once(": ").unwrap();
+            (n.to_owned(), v.to_owned())
+        })
+        .collect();
+    let response = client.get("/hello").header("Origin", A).send();
+    assert_eq!(headers(&response), allowed);
+    let response = client.get("/nope").header("Origin", B).send();
+    assert_eq!(response.status(), Status::NOT_FOUND);
+    assert_eq!(
+        headers(&response),
+        [("Vary".to_owned(), "Origin".to_owned())]
+    );
+    let stream = client.get("/source").header("Origin", A).open().unwrap();
+    assert_eq!(headers(stream.head()), allowed);
+    assert_eq!(stream.head().header("x-room"), Some("room"));
+    assert_eq!(
+        stream.head().header("cache-control"),
+        Some("no-cache, no-transform")
+    );
+    let preflight = client
+        .request(house::Method::Options, "/send")
+        .header("Origin", A)
+        .header("Access-Control-Request-Method", "POST")
+        .send();
+    assert_eq!(preflight.status(), Status::NO_CONTENT);
+    assert_eq!(
+        preflight.header("access-control-allow-methods"),
+        Some("POST, OPTIONS")
+    );
+    let refused = client
+        .request(house::Method::Options, "/send")
+        .header("Origin", B)
+        .header("Access-Control-Request-Method", "POST")
+        .send();
+    assert_eq!(refused.status(), Status::FORBIDDEN);
+    assert_eq!(
+        headers(&refused),
+        [("Vary".to_owned(), "Origin".to_owned())]
+    );
+}
