@@ -118,6 +118,7 @@ impl Cors {
     }
 
     /// Request headers a page may send beyond the simple ones (a preflight asks for them).
+    /// `Last-Event-ID`, which a stream resumes from, is always allowed.
     ///
     /// # Panics
     /// If a name is not an HTTP token.
@@ -225,8 +226,9 @@ impl Cors {
             .split(',')
             .map(str::trim)
             .filter(|name| {
+                // `Last-Event-ID` is house's own: a reconnecting stream resumes with it.
                 let lower = name.to_ascii_lowercase();
-                !name.is_empty() && self.allow_headers.contains(&lower)
+                lower == "last-event-id" || self.allow_headers.contains(&lower)
             })
             .collect::<Vec<_>>()
             .join(", ");
@@ -329,6 +331,28 @@ mod tests {
             headers(&response),
             pairs(&[("Access-Control-Allow-Origin", "x")])
         );
+    }
+
+    #[test]
+    fn a_preflight_allows_the_requested_headers_that_are_allowed() {
+        let cors = Cors::any().allow_headers(["Content-Type"]);
+        let request = Request::new(Method::Options, "/x")
+            .with_header("Origin", "http://a.test")
+            .with_header("Access-Control-Request-Method", "GET")
+            .with_header(
+                "Access-Control-Request-Headers",
+                "x-other, content-type, last-event-id",
+            );
+        let response = cors.preflight(&request, Methods::GET);
+        assert_eq!(
+            response.header("access-control-allow-headers"),
+            Some("content-type, last-event-id")
+        );
+        assert_eq!(
+            response.header("access-control-allow-methods"),
+            Some("GET, HEAD, OPTIONS")
+        );
+        assert_eq!(response.header("access-control-allow-origin"), Some("*"));
     }
 
     #[test]
