@@ -139,10 +139,19 @@ impl fmt::Display for Status {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvalidHeader {
     name: String,
+    /// The name is fine but frames the message, which is the server's to write.
+    framing: bool,
 }
 
 impl fmt::Display for InvalidHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.framing {
+            return write!(
+                f,
+                "invalid header `{}`: the server frames the message itself",
+                self.name
+            );
+        }
         write!(
             f,
             "invalid header `{}`: names must be tokens and values must not contain CR, LF or NUL",
@@ -477,6 +486,20 @@ pub(crate) fn check_header(name: &str, value: &str) -> Result<(), InvalidHeader>
     if !token || value.bytes().any(|b| b == b'\r' || b == b'\n' || b == 0) {
         return Err(InvalidHeader {
             name: name.to_owned(),
+            framing: false,
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a header that frames the message (`Content-Length`, `Transfer-Encoding`,
+/// `Connection`): on a stream, whose body runs until the close, one would cut it short.
+pub(crate) fn check_unframed(name: &str) -> Result<(), InvalidHeader> {
+    let framing = ["content-length", "transfer-encoding", "connection"];
+    if framing.iter().any(|f| name.eq_ignore_ascii_case(f)) {
+        return Err(InvalidHeader {
+            name: name.to_owned(),
+            framing: true,
         });
     }
     Ok(())

@@ -11,7 +11,9 @@ use percent_encoding::percent_decode_str;
 use crate::error::{status_for, Error};
 use crate::hub::Hub;
 use crate::request::{Method, Methods, Params, Request};
-use crate::response::{check_header, IntoResponse, InvalidHeader, Response, Status};
+use crate::response::{
+    check_header, check_unframed, IntoResponse, InvalidHeader, Response, Status,
+};
 use crate::session::Session;
 use crate::state::{States, NO_STATES};
 use crate::stats::Stats;
@@ -116,12 +118,12 @@ impl Subscribe {
 
     /// Adds a header to the stream's head, replacing an earlier one of the same name
     /// (case-insensitively), and the server's default of that name (`Cache-Control: no-cache,
-    /// no-transform`, `X-Accel-Buffering: no`, even `Content-Type`). `Content-Length` and
-    /// `Connection` are the server's: a stream has no length and closes.
+    /// no-transform`, `X-Accel-Buffering: no`, even `Content-Type`).
     ///
     /// # Panics
     /// Like [`Response::with_header`], if the name is not an HTTP token or the value contains
-    /// CR, LF or NUL. In a stream handler the panic becomes a 500, never a split head; use
+    /// CR, LF or NUL; and for `Content-Length`, `Transfer-Encoding` and `Connection`, which are
+    /// the server's (a stream has no length and ends with its connection). In a stream handler the panic becomes a 500, never a split head; use
     /// [`try_with_header`](Self::try_with_header) to handle it yourself.
     pub fn with_header(
         self,
@@ -143,6 +145,7 @@ impl Subscribe {
         let name = name.into();
         let value = value.into();
         check_header(&name, &value)?;
+        check_unframed(&name)?;
         self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(&name));
         self.headers.push((name, value));
         Ok(self)

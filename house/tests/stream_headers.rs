@@ -28,6 +28,16 @@ fn routes() -> Vec<Route> {
                 .try_with_header("Bad Name", "v")
                 .map_err(|err| (Status::BAD_REQUEST, err.to_string()))
         }),
+        Route::stream("/framing", |ctx| {
+            let name = ctx
+                .request
+                .param("name")
+                .unwrap_or("Content-Length")
+                .to_owned();
+            Subscribe::to("framing")
+                .try_with_header(name, "5")
+                .map_err(|err| (Status::BAD_REQUEST, err.to_string()))
+        }),
         Route::closing("/send", |ctx| {
             let room = ctx.request.param("room").unwrap_or("plain").to_owned();
             ctx.hub.publish(&room, Event::new("hi")).map(|_| "sent")
@@ -86,6 +96,14 @@ fn an_invalid_header_is_a_500_never_a_split_head() {
     let response = server.get("/try");
     assert_eq!(status_of(&response), 400, "{response}");
     assert!(body_of(&response).contains("invalid header `Bad Name`"));
+    for name in ["Content-Length", "connection", "Transfer-Encoding"] {
+        let response = server.get(&format!("/framing?name={name}"));
+        assert_eq!(status_of(&response), 400, "{response}");
+        assert!(
+            body_of(&response).contains("the server frames the message itself"),
+            "{response}"
+        );
+    }
     // The server still serves streams.
     let mut stream = subscribe(&server, "/plain");
     assert_eq!(status_of(&server.get("/send?room=plain")), 200);
