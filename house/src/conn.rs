@@ -61,6 +61,8 @@ enum Phase {
         attached: bool,
         /// The stream's head, until it attaches and the head is queued.
         head: Vec<u8>,
+        /// Events for this stream alone, sent when it attaches (after its replay).
+        initial: Vec<Frame>,
     },
     /// Writing what is queued, then shutting down the write side.
     Closing,
@@ -604,8 +606,13 @@ impl Conn {
     // ---- Phases -----------------------------------------------------------------------------
 
     /// The stream handler answered: the connection now belongs to `channels`, and waits to be
-    /// attached to them; `head` goes out when it is.
-    pub(crate) fn start_streaming(&mut self, channels: Box<[String]>, head: Vec<u8>) {
+    /// attached to them; `head` and then, after any replay, `initial` go out when it is.
+    pub(crate) fn start_streaming(
+        &mut self,
+        channels: Box<[String]>,
+        head: Vec<u8>,
+        initial: Vec<Frame>,
+    ) {
         debug_assert!(
             matches!(self.phase, Phase::Requests) && self.parked.is_none(),
             "a stream starts from a request"
@@ -614,6 +621,7 @@ impl Conn {
             channels,
             attached: false,
             head,
+            initial,
         };
         // A stream holds no request state: free the read buffer.
         self.input = Vec::new();
@@ -636,6 +644,14 @@ impl Conn {
     pub(crate) fn take_stream_head(&mut self) -> Vec<u8> {
         match &mut self.phase {
             Phase::Streaming { head, .. } => std::mem::take(head),
+            _ => Vec::new(),
+        }
+    }
+
+    /// A stream's initial events, once (none afterwards, and for other connections).
+    pub(crate) fn take_initial_events(&mut self) -> Vec<Frame> {
+        match &mut self.phase {
+            Phase::Streaming { initial, .. } => std::mem::take(initial),
             _ => Vec::new(),
         }
     }

@@ -15,6 +15,7 @@ use crate::response::{
     check_header, check_unframed, IntoResponse, InvalidHeader, Response, Status,
 };
 use crate::session::Session;
+use crate::sse::{Event, Frame};
 use crate::state::{States, NO_STATES};
 use crate::stats::Stats;
 
@@ -90,21 +91,25 @@ impl fmt::Debug for Ctx<'_> {
     }
 }
 
-/// What a stream handler subscribes its connection to: one or more channels, and any headers
-/// of its own for the stream's head.
+/// What a stream handler subscribes its connection to: one or more channels, any headers of
+/// its own for the stream's head, and the events this connection alone gets first.
 ///
 /// # Examples
 /// ```
-/// use house::Subscribe;
+/// use house::{Event, Subscribe};
 ///
 /// let subscribe = Subscribe::to("lobby").and("announcements").with_header("X-Room", "lobby");
 /// assert_eq!(subscribe.channels(), ["lobby", "announcements"]);
 /// assert_eq!(subscribe.headers().collect::<Vec<_>>(), [("X-Room", "lobby")]);
+///
+/// let subscribe = Subscribe::to("a").with_initial(Event::new("snapshot"));
+/// assert_eq!(subscribe.initial().len(), 1);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribe {
     channels: Vec<String>,
     headers: Vec<(Cow<'static, str>, String)>,
+    initial: Vec<Event>,
 }
 
 impl Subscribe {
@@ -113,6 +118,7 @@ impl Subscribe {
         Subscribe {
             channels: vec![channel.into()],
             headers: Vec::new(),
+            initial: Vec::new(),
         }
     }
 
@@ -170,9 +176,52 @@ impl Subscribe {
         self
     }
 
+    /// Sends `event` to this connection only, before any live event and after any replay of
+    /// what a resuming client missed (and after `event: reset`). Call it again for more.
+    ///
+    /// This is how a page gets "the current state, then what changes": build the snapshot in
+    /// the handler, which runs on the event loop, so every event published after the snapshot
+    /// reaches this connection live and none published before does. The event is not
+    /// published: it gets no id unless it has one, it is kept in no history, and no other
+    /// subscriber sees it. Give it no id unless it should be the client's resume point.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{Event, Route, Subscribe};
+    ///
+    /// let route = Route::stream("/rooms/lobby", |ctx| {
+    ///     let online = ctx.hub.subscribers("lobby");
+    ///     Subscribe::to("lobby").with_initial(Event::new(online.to_string()).event("snapshot"))
+    /// });
+    /// # let _ = route;
+    /// ```
+    pub fn with_initial(mut self, event: Event) -> Subscribe {
+        self.initial.push(event);
+        self
+    }
+
+    /// [`with_initial`](Self::with_initial) for each of `events`, in order.
+    pub fn with_initial_events(mut self, events: impl IntoIterator<Item = Event>) -> Subscribe {
+        self.initial.extend(events);
+        self
+    }
+
     /// The channels, in order.
     pub fn channels(&self) -> &[String] {
         &self.channels
+    }
+
+    /// The events this connection gets before live ones, in order.
+    pub fn initial(&self) -> &[Event] {
+        &self.initial
+    }
+
+    /// The initial events as wire frames, leaving none behind.
+    pub(crate) fn take_initial(&mut self) -> Vec<Frame> {
+        self.initial
+            .drain(..)
+            .map(|event| Frame::from(event.to_bytes()))
+            .collect()
     }
 }
 

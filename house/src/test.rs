@@ -403,6 +403,8 @@ impl Shared {
                     }
                     events.extend(replay.frames.iter().map(|f| TestEvent::parse(f)));
                 }
+                let initial = subscribe.take_initial();
+                events.extend(initial.iter().map(|f| TestEvent::parse(f)));
                 for channel in subscribe.channels() {
                     self.hub.subscribe(token, channel);
                 }

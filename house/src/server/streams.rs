@@ -51,7 +51,7 @@ impl Server {
         // The head goes out when the stream attaches (at once here, or when a broker's replay
         // arrives), so a client that has it is subscribed.
         let head = stream_head(&response, self.config.retry_hint());
-        conn.start_streaming(subscribe.channels().into(), head);
+        conn.start_streaming(subscribe.channels().into(), head, subscribe.take_initial());
         self.stats.connections_streaming += 1;
         let last_event_id = request
             .header("last-event-id")
@@ -93,6 +93,12 @@ impl Server {
         }
         self.stats.events_delivered += frames.len() as u64;
         for frame in frames {
+            conn.queue_frame(frame, now);
+        }
+        // This stream's own first events: after what it missed, before anything live.
+        let initial = conn.take_initial_events();
+        self.stats.events_delivered += initial.len() as u64;
+        for frame in initial {
             conn.queue_frame(frame, now);
         }
         for channel in conn.channels() {
