@@ -67,6 +67,14 @@ impl App<'_> {
                 },
                 from_handler: true,
             },
+            // However the handler built it, a stream with no channel would never say anything.
+            Outcome::Stream(subscribe) if subscribe.channels().is_empty() => Answer::Respond {
+                response: Response::error(
+                    Status::BAD_REQUEST,
+                    "a stream needs at least one channel",
+                ),
+                from_handler: true,
+            },
             Outcome::Stream(subscribe) => Answer::Stream(subscribe),
             Outcome::Panicked => {
                 log::warn!("{}: the handler panicked", request.path());

@@ -102,7 +102,8 @@ impl fmt::Debug for Ctx<'_> {
 /// assert_eq!(subscribe.channels(), ["lobby", "announcements"]);
 /// assert_eq!(subscribe.headers().collect::<Vec<_>>(), [("X-Room", "lobby")]);
 ///
-/// let subscribe = Subscribe::to("a").with_initial(Event::new("snapshot"));
+/// let subscribe = Subscribe::to_all(["a", "b", "a"]).with_initial(Event::new("snapshot"));
+/// assert_eq!(subscribe.channels(), ["a", "b"]);
 /// assert_eq!(subscribe.initial().len(), 1);
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +121,26 @@ impl Subscribe {
             headers: Vec::new(),
             initial: Vec::new(),
         }
+    }
+
+    /// Subscribe to every channel of `channels` (a repeated name counts once).
+    ///
+    /// A stream needs at least one channel: a handler that returns an empty set answers
+    /// `400 Bad Request` instead of a stream.
+    pub fn to_all<I>(channels: I) -> Subscribe
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        let mut subscribe = Subscribe {
+            channels: Vec::new(),
+            headers: Vec::new(),
+            initial: Vec::new(),
+        };
+        for channel in channels {
+            subscribe = subscribe.and(channel);
+        }
+        subscribe
     }
 
     /// Adds a header to the stream's head, replacing an earlier one of the same name

@@ -1,5 +1,5 @@
 //! How a stream starts, over real sockets: its initial events (after the replay, before live,
-//! for that connection only).
+//! for that connection only), subscribing to many channels, and the 400 of a stream with none.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use house::{Config, Event, Route, Subscribe};
+use house::{Config, Event, Response, Route, Subscribe};
 use support::*;
 
 fn routes() -> Vec<Route> {
@@ -30,6 +30,13 @@ fn routes() -> Vec<Route> {
         Route::stream("/counted", |ctx| {
             let seen = ctx.hub.published();
             Subscribe::to("race").with_initial(Event::new(format!("seen {seen}")).event("snapshot"))
+        }),
+        Route::stream("/many", |ctx| {
+            let rooms = ctx.request.param("rooms").unwrap_or("").to_owned();
+            Subscribe::to_all(rooms.split(',').filter(|r| !r.is_empty()))
+        }),
+        Route::stream("/nothing", |_| {
+            Ok::<_, Response>(Subscribe::to_all(Vec::<String>::new()))
         }),
         Route::closing("/send", |ctx| {
             let room = ctx.request.param("room").unwrap_or("lobby").to_owned();
@@ -213,4 +220,50 @@ fn a_thousand_snapshots_race_a_publisher_without_gap_or_duplicate() {
     snapshots.sort_unstable();
     snapshots.dedup();
     assert!(snapshots.len() > 1, "every stream saw {snapshots:?}");
+}
+
+#[test]
+fn one_stream_subscribes_to_many_channels() {
+    let server = TestServer::start(Config::default(), routes());
+    let mut stream = subscribe(&server, "/many?rooms=a,b,a,c");
+    wait_for("the subscriptions", || {
+        count(&server, "a") == 1 && count(&server, "b") == 1 && count(&server, "c") == 1
+    });
+    for (room, text) in [
+        ("c", "three"),
+        ("x", "elsewhere"),
+        ("a", "one"),
+        ("b", "two"),
+    ] {
+        server.get(&format!("/send?room={room}&text={text}"));
+    }
+    let text = read_until(&mut stream, "data: two");
+    let got: Vec<String> = events(&text).into_iter().map(|(_, _, data)| data).collect();
+    assert_eq!(got, ["three", "one", "two"]);
+}
+
+#[test]
+fn a_stream_with_no_channel_is_a_400_and_the_server_keeps_serving() {
+    let server = TestServer::start(Config::default(), routes());
+    for target in ["/many", "/many?rooms=,", "/nothing"] {
+        let response = server.get(target);
+        assert_eq!(status_of(&response), 400, "{target}: {response}");
+        assert!(
+            response.contains("a stream needs at least one channel"),
+            "{response}"
+        );
+    }
+    let mut stream = subscribe(&server, "/many?rooms=still");
+    wait_for("the subscription", || count(&server, "still") == 1);
+    server.get("/send?room=still&text=serving");
+    read_until(&mut stream, "data: serving");
+}
+
+#[test]
+fn the_test_client_refuses_a_stream_with_no_channel_too() {
+    let client = house::test::Client::new(routes()).unwrap();
+    let refused = client.stream("/nothing").unwrap_err();
+    assert_eq!(refused.status(), house::Status::BAD_REQUEST);
+    let mut stream = client.stream("/snapshot?room=t").unwrap();
+    assert_eq!(stream.next_event().unwrap().data, "first");
 }
