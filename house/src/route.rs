@@ -206,6 +206,11 @@ impl Subscribe {
     /// published: it gets no id unless it has one, it is kept in no history, and no other
     /// subscriber sees it. Give it no id unless it should be the client's resume point.
     ///
+    /// With the `redis` feature the stream attaches when the broker's replay arrives; its
+    /// initial events wait for that, and live events start where the replay ends, not when
+    /// the handler ran: a snapshot of this node's own state is not ordered against events
+    /// other nodes publish meanwhile.
+    ///
     /// # Examples
     /// ```
     /// use house::{Event, Route, Subscribe};

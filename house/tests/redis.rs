@@ -129,6 +129,11 @@ fn routes() -> Vec<Route> {
         }),
         count_route(),
         Route::closing("/bulk", |_| "x".repeat(BULK)),
+        Route::stream("/snapshot", |ctx| {
+            Subscribe::to(ctx.request.param("room").unwrap_or("lobby"))
+                .with_initial(Event::new("first").event("snapshot"))
+                .with_initial(Event::new("second").event("snapshot"))
+        }),
     ]
 }
 
@@ -228,6 +233,42 @@ fn reconnecting_to_another_node_resumes_without_gap_or_duplicate() {
     assert!(!text.contains("event: reset"), "{text}");
     let data: Vec<String> = sse_events(&text).into_iter().map(|(_, d)| d).collect();
     assert_eq!(data, ["m4", "m5", "m6"]);
+}
+
+#[test]
+fn initial_events_wait_for_the_brokers_replay_and_precede_live_events() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    let b = node(&redis);
+    let mut first = subscribe(&a, "/source?room=i");
+    wait_for("the stream to attach", || count(&a, "i") == 1);
+    for i in 1..=3 {
+        send(&a, "i", &format!("m{i}"));
+    }
+    let mut buffer = Vec::new();
+    let seen = sse_events(&read_until_count(&mut first, &mut buffer, "data: m", 3));
+    let after = seen[0].0.clone();
+    let mut stream = b.connect();
+    stream
+        .write_all(
+            format!("GET /snapshot?room=i HTTP/1.1\r\nLast-Event-ID: {after}\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+    let mut buffer = Vec::new();
+    read_until_count(&mut stream, &mut buffer, "data: second", 1);
+    wait_for("the stream to attach", || count(&b, "i") == 1);
+    send(&a, "i", "m4");
+    let text = read_until_count(&mut stream, &mut buffer, "data: m", 3);
+    let body = body_of(&text);
+    let data: Vec<&str> = body
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .collect();
+    assert_eq!(data, ["m2", "m3", "first", "second", "m4"], "{body}");
+    assert!(!body.contains("event: reset"), "{body}");
+    // Not published: the first node's stream never sees them.
+    let text = read_until(&mut first, "data: m4");
+    assert!(!text.contains("snapshot"), "{text}");
 }
 
 #[test]
