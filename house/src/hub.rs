@@ -129,6 +129,32 @@ pub(crate) enum Remote {
     Reset(Option<String>),
 }
 
+/// One channel as [`Hub::channels`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelInfo<'a> {
+    name: &'a str,
+    subscribers: usize,
+    history_len: usize,
+}
+
+impl<'a> ChannelInfo<'a> {
+    /// The channel's name.
+    pub fn name(&self) -> &'a str {
+        self.name
+    }
+
+    /// How many connections of this server are subscribed to it.
+    pub fn subscribers(&self) -> usize {
+        self.subscribers
+    }
+
+    /// How many events this server keeps for replay. With the `redis` feature the history
+    /// lives in Redis, and this is 0.
+    pub fn history_len(&self) -> usize {
+        self.history_len
+    }
+}
+
 /// What a new stream gets before live events.
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
@@ -311,14 +337,39 @@ impl Hub {
     }
 
     /// How many connections are subscribed to `channel`.
+    ///
+    /// A stream handler does not count its own connection: it is not subscribed until the
+    /// handler returns (and may yet be refused). A snapshot that names who is online adds one.
     pub fn subscribers(&self, channel: &str) -> usize {
         self.channels
             .get(channel)
             .map_or(0, |c| c.subscribers.len())
     }
 
+    /// Every channel that exists (with subscribers or history), in no particular order.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{Event, Hub};
+    ///
+    /// let mut hub = Hub::default();
+    /// hub.publish("lobby", Event::new("hi")).unwrap();
+    /// let listed: Vec<_> = hub
+    ///     .channels()
+    ///     .map(|c| (c.name().to_owned(), c.subscribers(), c.history_len()))
+    ///     .collect();
+    /// assert_eq!(listed, [("lobby".to_owned(), 0, 1)]);
+    /// ```
+    pub fn channels(&self) -> impl Iterator<Item = ChannelInfo<'_>> + '_ {
+        self.channels.iter().map(|(name, channel)| ChannelInfo {
+            name,
+            subscribers: channel.subscribers.len(),
+            history_len: channel.history.len(),
+        })
+    }
+
     /// How many channels exist (with subscribers or history).
-    pub fn channels(&self) -> usize {
+    pub fn channel_count(&self) -> usize {
         self.channels.len()
     }
 
@@ -662,13 +713,30 @@ mod tests {
         let mut hub = hub(10);
         hub.subscribe(Token(1), "a");
         hub.unsubscribe(Token(1), "a");
-        assert_eq!(hub.channels(), 0);
+        assert_eq!(hub.channel_count(), 0);
         hub.publish("b", Event::new("x")).unwrap();
-        assert_eq!(hub.channels(), 1);
+        assert_eq!(hub.channel_count(), 1);
         hub.expire(Instant::now());
-        assert_eq!(hub.channels(), 1);
+        assert_eq!(hub.channel_count(), 1);
         hub.expire(Instant::now() + Duration::from_secs(61));
-        assert_eq!(hub.channels(), 0);
+        assert_eq!(hub.channel_count(), 0);
+    }
+
+    #[test]
+    fn channels_are_listed_with_subscribers_and_history() {
+        let mut hub = hub(2);
+        hub.subscribe(Token(1), "a");
+        hub.subscribe(Token(2), "a");
+        for text in ["1", "2", "3"] {
+            hub.publish("b", Event::new(text)).unwrap();
+        }
+        let mut listed: Vec<_> = hub
+            .channels()
+            .map(|c| (c.name(), c.subscribers(), c.history_len()))
+            .collect();
+        listed.sort_unstable();
+        assert_eq!(listed, [("a", 2, 0), ("b", 0, 2)]);
+        assert_eq!(hub.channel_count(), 2);
     }
 
     #[test]

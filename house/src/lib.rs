@@ -161,7 +161,7 @@ pub use cors::Cors;
 pub use error::{status_for, Error};
 pub use guard::{Bearer, BearerTokens, FromRequest, SessionUser};
 pub use house_macros::{catcher, closing_handler, stream_handler, FromParam, Validate};
-pub use hub::{Hub, PublishError, Published};
+pub use hub::{ChannelInfo, Hub, PublishError, Published};
 pub use limit::RateLimited;
 pub use metrics::metrics_route;
 pub use param::{Bounded, FromParam, JsonParam, ParamError};

@@ -216,7 +216,8 @@ impl Subscribe {
     /// use house::{Event, Route, Subscribe};
     ///
     /// let route = Route::stream("/rooms/lobby", |ctx| {
-    ///     let online = ctx.hub.subscribers("lobby");
+    ///     // This connection is not subscribed yet: count it.
+    ///     let online = ctx.hub.subscribers("lobby") + 1;
     ///     Subscribe::to("lobby").with_initial(Event::new(online.to_string()).event("snapshot"))
     /// });
     /// # let _ = route;

@@ -44,6 +44,21 @@ fn routes() -> Vec<Route> {
             ctx.hub.publish(&room, Event::new(text)).map(|_| "sent")
         }),
         Route::closing("/run", |ctx| ctx.hub.run_id().to_owned()),
+        // Who is online, counting the stream being opened (not subscribed while this runs).
+        Route::stream("/online", |ctx| {
+            let room = ctx.request.param("room").unwrap_or("lobby").to_owned();
+            let online = ctx.hub.subscribers(&room) + 1;
+            Subscribe::to(room).with_initial(Event::new(format!("online {online}")))
+        }),
+        Route::closing("/channels", |ctx| {
+            let mut lines: Vec<String> = ctx
+                .hub
+                .channels()
+                .map(|c| format!("{} {} {}", c.name(), c.subscribers(), c.history_len()))
+                .collect();
+            lines.sort_unstable();
+            lines.join("\n")
+        }),
         count_route(),
     ]
 }
@@ -266,4 +281,20 @@ fn the_test_client_refuses_a_stream_with_no_channel_too() {
     assert_eq!(refused.status(), house::Status::BAD_REQUEST);
     let mut stream = client.stream("/snapshot?room=t").unwrap();
     assert_eq!(stream.next_event().unwrap().data, "first");
+}
+
+#[test]
+fn channels_are_listed_and_a_stream_handler_does_not_count_its_own_stream() {
+    let server = TestServer::start(Config::default(), routes());
+    assert_eq!(body_of(&server.get("/channels")), "");
+    server.get("/send?room=kept&text=one");
+    server.get("/send?room=kept&text=two");
+    let mut first = open(&server, "/online?room=here", None);
+    read_until(&mut first, "data: online 1\n\n");
+    let mut second = open(&server, "/online?room=here", None);
+    read_until(&mut second, "data: online 2\n\n");
+    assert_eq!(body_of(&server.get("/channels")), "here 2 0\nkept 0 2");
+    drop(first);
+    wait_for("the hang-up", || count(&server, "here") == 1);
+    assert_eq!(body_of(&server.get("/channels")), "here 1 0\nkept 0 2");
 }

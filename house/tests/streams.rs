@@ -22,7 +22,7 @@ fn routes() -> Vec<Route> {
             ctx.hub.publish(&room, Event::new(text)).map(|_| "sent")
         }),
         Route::closing("/run", |ctx| ctx.hub.run_id().to_owned()),
-        Route::closing("/channels", |ctx| ctx.hub.channels().to_string()),
+        Route::closing("/channels", |ctx| ctx.hub.channel_count().to_string()),
         count_route(),
     ]
 }

@@ -215,7 +215,7 @@ impl Server {
     /// Copies the gauges that are cheap to read into the stats.
     pub(super) fn refresh_gauges(&mut self) {
         self.stats.connections = self.conns.len() as u64;
-        self.stats.channels = self.hub.channels() as u64;
+        self.stats.channels = self.hub.channel_count() as u64;
         self.stats.subscribers = self.hub.subscriptions() as u64;
         self.stats.events_published = self.hub.published();
         self.stats.sessions = self.sessions.len() as u64;

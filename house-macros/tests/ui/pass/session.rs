@@ -10,7 +10,7 @@ fn rename(#[param(max = 16)] name: String, session: &mut Session, hub: &Hub) -> 
     session.rate_limit("rename", 5, Duration::from_secs(10))?;
     let old: Option<String> = session.get("name");
     let _ = session.insert("name", &name);
-    Ok(format!("{} → {name} ({} channels)", old.unwrap_or_default(), hub.channels()))
+    Ok(format!("{} → {name} ({} channels)", old.unwrap_or_default(), hub.channel_count()))
 }
 
 #[closing_handler]
