@@ -113,6 +113,7 @@ pub struct Config {
     pub(crate) session_secure: bool,
     pub(crate) session_cookie: Cow<'static, str>,
     pub(crate) cors: Option<Cors>,
+    pub(crate) presence: bool,
 }
 
 impl Default for Config {
@@ -141,6 +142,7 @@ impl Default for Config {
             session_secure: false,
             session_cookie: Cow::Borrowed(SESSION_COOKIE),
             cors: None,
+            presence: false,
         }
     }
 }
@@ -184,6 +186,7 @@ settings! {
     session_bytes: usize, with_session_bytes, "[`SESSION_BYTES`]";
     max_limited_addrs: usize, with_max_limited_addrs, "[`MAX_LIMITED_ADDRS`]";
     session_secure: bool, with_session_secure, "whether the session cookie is `Secure` (default `false`; set it when clients reach the server over HTTPS, through a TLS proxy)";
+    presence: bool, with_presence, "whether streams announce themselves (default `false`): when a stream joins or leaves channel `room`, an event `join` or `leave` with data `{\"count\":N}` (the channel's subscribers on this server, after the change) is published to `room/presence`; channels whose names end in `/presence` announce nothing";
 }
 
 impl Config {

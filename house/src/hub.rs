@@ -22,6 +22,9 @@ use crate::config::Config;
 use crate::response::{IntoResponse, Response, Status};
 use crate::sse::{Event, Frame};
 
+/// What a channel's presence channel adds to its name (see [`Config::with_presence`]).
+const PRESENCE_SUFFIX: &str = "/presence";
+
 /// History and id settings of a [`Hub`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct HistoryLimits {
@@ -189,6 +192,8 @@ pub struct Hub {
     interest: HashMap<String, usize>,
     /// Every publish, for the test client; `None` in a server.
     record: Option<Vec<(String, Frame)>>,
+    /// Whether joining and leaving a channel is published to its presence channel.
+    presence: bool,
     #[cfg(feature = "redis")]
     broker: Option<Broker>,
 }
@@ -225,9 +230,15 @@ impl Hub {
             awaiting: HashMap::new(),
             interest: HashMap::new(),
             record: None,
+            presence: false,
             #[cfg(feature = "redis")]
             broker: None,
         }
+    }
+
+    /// Turns presence announcements on or off (see [`Config::with_presence`]).
+    pub(crate) fn set_presence(&mut self, presence: bool) {
+        self.presence = presence;
     }
 
     /// From now on keeps every published frame for [`take_recorded`](Self::take_recorded).
@@ -246,6 +257,7 @@ impl Hub {
     pub(crate) fn start(config: &Config, waker: &Arc<Waker>) -> std::io::Result<Hub> {
         #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
         let mut hub = Hub::new(HistoryLimits::from(config));
+        hub.set_presence(config.presence());
         #[cfg(feature = "redis")]
         if let Some(url) = config.redis_url() {
             hub.broker = Some(Broker::start(url, config.history_events(), waker.clone())?);
@@ -507,18 +519,38 @@ impl Hub {
             });
         if entry.subscribers.insert(token) {
             self.subscriptions += 1;
+            self.announce(channel, "join");
         }
     }
 
     pub(crate) fn unsubscribe(&mut self, token: Token, channel: &str) {
         if let Some(entry) = self.channels.get_mut(channel) {
-            if entry.subscribers.remove(&token) {
+            let left = entry.subscribers.remove(&token);
+            if left {
                 self.subscriptions -= 1;
             }
             if entry.subscribers.is_empty() && entry.history.is_empty() {
                 self.channels.remove(channel);
             }
+            if left {
+                self.announce(channel, "leave");
+            }
         }
+    }
+
+    /// With presence on, publishes that a stream joined or left `channel`, with the count now.
+    fn announce(&mut self, channel: &str, change: &str) {
+        if !self.presence || channel.ends_with(PRESENCE_SUFFIX) {
+            return;
+        }
+        let count = self.subscribers(channel);
+        let event = Event::new(format!("{{\"count\":{count}}}")).event(change);
+        // Nobody's response waits for a presence event.
+        let tickets = self.tickets.len();
+        if let Err(err) = self.publish(&format!("{channel}{PRESENCE_SUFFIX}"), event) {
+            log::debug!("presence of `{channel}` not published: {err}");
+        }
+        self.tickets.truncate(tickets);
     }
 
     /// The published frames not yet queued to subscribers, oldest first.
@@ -737,6 +769,32 @@ mod tests {
         listed.sort_unstable();
         assert_eq!(listed, [("a", 2, 0), ("b", 0, 2)]);
         assert_eq!(hub.channel_count(), 2);
+    }
+
+    #[test]
+    fn presence_is_published_only_when_on_and_never_about_itself() {
+        let mut hub = hub(10);
+        hub.subscribe(Token(1), "a");
+        assert_eq!(hub.channel_count(), 1, "off by default");
+        hub.set_presence(true);
+        hub.subscribe(Token(2), "a");
+        hub.subscribe(Token(2), "a");
+        hub.subscribe(Token(3), "a/presence");
+        hub.unsubscribe(Token(1), "a");
+        hub.unsubscribe(Token(1), "a");
+        let replay = hub.replay(&["a/presence".to_owned()], "none");
+        let text: Vec<String> = text(&replay.frames)
+            .iter()
+            .map(|t| t.split_once('\n').map_or("", |(_, rest)| rest).to_owned())
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "event: join\ndata: {\"count\":2}\n\n",
+                "event: leave\ndata: {\"count\":1}\n\n"
+            ]
+        );
+        assert_eq!(hub.channel_count(), 2, "no a/presence/presence");
     }
 
     #[test]

@@ -125,6 +125,7 @@ impl Client {
         let routes =
             Routes::new(routes).map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
         let mut hub = Hub::new(HistoryLimits::from(&config));
+        hub.set_presence(config.presence());
         hub.record();
         let (publisher, outside) = mpsc::channel();
         let app = Shared {

@@ -298,3 +298,42 @@ fn channels_are_listed_and_a_stream_handler_does_not_count_its_own_stream() {
     wait_for("the hang-up", || count(&server, "here") == 1);
     assert_eq!(body_of(&server.get("/channels")), "here 1 0\nkept 0 2");
 }
+
+#[test]
+fn with_presence_streams_announce_joining_and_leaving() {
+    let server = TestServer::start(Config::default().with_presence(true), routes());
+    let mut watcher = subscribe(&server, "/source?room=lobby/presence");
+    wait_for("the watcher", || count(&server, "lobby/presence") == 1);
+    let mut buffer = Vec::new();
+    let a = subscribe(&server, "/source?room=lobby");
+    read_until_count(&mut watcher, &mut buffer, "event: join", 1);
+    let _b = subscribe(&server, "/many?rooms=lobby,other");
+    read_until_count(&mut watcher, &mut buffer, "event: join", 2);
+    drop(a);
+    let text = read_until_count(&mut watcher, &mut buffer, "event: leave", 1);
+    let got: Vec<(String, String)> = events(&text)
+        .into_iter()
+        .map(|(event, _, data)| (event, data))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("join".to_owned(), r#"{"count":1}"#.to_owned()),
+            ("join".to_owned(), r#"{"count":2}"#.to_owned()),
+            ("leave".to_owned(), r#"{"count":1}"#.to_owned()),
+        ]
+    );
+    // Every channel has its own; a presence channel announces nothing about itself.
+    assert_eq!(
+        body_of(&server.get("/channels")),
+        "lobby 1 0\nlobby/presence 1 3\nother 1 0\nother/presence 0 1"
+    );
+}
+
+#[test]
+fn without_presence_nothing_is_announced() {
+    let server = TestServer::start(Config::default(), routes());
+    let _stream = subscribe(&server, "/source?room=quiet");
+    wait_for("the subscription", || count(&server, "quiet") == 1);
+    assert_eq!(body_of(&server.get("/channels")), "quiet 1 0");
+}
