@@ -49,6 +49,15 @@ const PIPELINE_BACKLOG: usize = 256 * 1024;
 /// becomes a 503.
 const PUBLISH_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// What a stream sends first, when it attaches to its channels.
+#[derive(Debug)]
+pub(crate) struct Opening {
+    /// The stream's response head.
+    pub(crate) head: Vec<u8>,
+    /// Events for this stream alone, sent after its replay.
+    pub(crate) initial: Vec<Frame>,
+}
+
 /// What a connection is doing.
 #[derive(Debug)]
 enum Phase {
@@ -58,11 +67,9 @@ enum Phase {
     /// stream is not `attached` to its channels until its replay arrives.
     Streaming {
         channels: Box<[String]>,
-        attached: bool,
-        /// The stream's head, until it attaches and the head is queued.
-        head: Vec<u8>,
-        /// Events for this stream alone, sent when it attaches (after its replay).
-        initial: Vec<Frame>,
+        /// What it sends when it attaches; `None` once attached. Boxed: every connection is as
+        /// large as its largest phase, and an idle stream should not pay for its opening.
+        opening: Option<Box<Opening>>,
     },
     /// Writing what is queued, then shutting down the write side.
     Closing,
@@ -619,40 +626,19 @@ impl Conn {
         );
         self.phase = Phase::Streaming {
             channels,
-            attached: false,
-            head,
-            initial,
+            opening: Some(Box::new(Opening { head, initial })),
         };
         // A stream holds no request state: free the read buffer.
         self.input = Vec::new();
         self.request_started = None;
     }
 
-    /// Attaches a stream waiting for its replay; `false` when it is not one (it closed or the
-    /// server is shutting down meanwhile).
-    pub(crate) fn attach(&mut self) -> bool {
+    /// Attaches a stream waiting for its replay, handing back what it sends first; `None`
+    /// when it is not one (it closed or the server is shutting down meanwhile).
+    pub(crate) fn attach(&mut self) -> Option<Box<Opening>> {
         match &mut self.phase {
-            Phase::Streaming { attached, .. } if !*attached => {
-                *attached = true;
-                true
-            }
-            _ => false,
-        }
-    }
-
-    /// The head of a stream, once (empty afterwards, and for other connections).
-    pub(crate) fn take_stream_head(&mut self) -> Vec<u8> {
-        match &mut self.phase {
-            Phase::Streaming { head, .. } => std::mem::take(head),
-            _ => Vec::new(),
-        }
-    }
-
-    /// A stream's initial events, once (none afterwards, and for other connections).
-    pub(crate) fn take_initial_events(&mut self) -> Vec<Frame> {
-        match &mut self.phase {
-            Phase::Streaming { initial, .. } => std::mem::take(initial),
-            _ => Vec::new(),
+            Phase::Streaming { opening, .. } => opening.take(),
+            _ => None,
         }
     }
 
@@ -673,8 +659,7 @@ impl Conn {
         match &self.phase {
             Phase::Streaming {
                 channels,
-                attached: true,
-                ..
+                opening: None,
             } => channel.is_none_or(|wanted| channels.iter().any(|c| c == wanted)),
             _ => false,
         }
@@ -767,7 +752,7 @@ impl Conn {
                 None => Some(Due::Idle),
             },
             // A stream waiting for its replay has not even had its head yet.
-            Phase::Streaming { attached, .. } => (*attached
+            Phase::Streaming { opening, .. } => (opening.is_none()
                 && now.duration_since(self.last_queued) >= config.heartbeat_interval())
             .then_some(Due::Heartbeat),
             Phase::Closing => None,

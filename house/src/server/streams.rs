@@ -8,7 +8,7 @@
 use mio::Token;
 
 use super::Server;
-use crate::conn::Exchange;
+use crate::conn::{Exchange, Opening};
 use crate::hub::Replay;
 use crate::request::{Method, Request};
 use crate::response::Status;
@@ -82,10 +82,10 @@ impl Server {
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
-        if !conn.attach() {
+        let Some(opening) = conn.attach() else {
             return;
-        }
-        let head = conn.take_stream_head();
+        };
+        let Opening { head, initial } = *opening;
         conn.queue(head, now);
         if reset {
             self.stats.gap_signals += 1;
@@ -96,7 +96,6 @@ impl Server {
             conn.queue_frame(frame, now);
         }
         // This stream's own first events: after what it missed, before anything live.
-        let initial = conn.take_initial_events();
         self.stats.events_delivered += initial.len() as u64;
         for frame in initial {
             conn.queue_frame(frame, now);
