@@ -38,7 +38,7 @@ use crate::error::Error;
 use crate::hub::{Hub, PublishError, Remote};
 use crate::route::{Route, Routes};
 use crate::session::Sessions;
-use crate::sse::Event;
+use crate::sse::{stream_head, stream_response, Event};
 use crate::state::States;
 use crate::stats::{DropReason, Stats};
 
@@ -142,6 +142,8 @@ pub struct Server {
     routes: Routes,
     /// The application state handlers borrow by type.
     states: States,
+    /// The head of a stream without headers of its own or CORS, built once: most streams'.
+    default_stream_head: Vec<u8>,
     /// The state each route needs: `(route name, type, type name)`, checked by `run`.
     needs: Vec<(String, TypeId, &'static str)>,
     hub: Hub,
@@ -214,6 +216,7 @@ impl Server {
             commands,
             routes,
             states: States::new(),
+            default_stream_head: stream_head(&stream_response(), config.retry_hint()),
             needs,
             hub,
             sessions: Sessions::new(&config),

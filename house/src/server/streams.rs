@@ -25,13 +25,25 @@ impl Server {
         exchange: Exchange<'_>,
     ) {
         let now = self.now;
-        // The head is this stream's own (its handler's headers), built once per stream.
-        let response = stream_response().with_checked_headers(subscribe.take_headers());
-        // A stream's head gets its CORS headers here, as every other answer does in `respond`.
-        let response = match self.config.cors() {
-            Some(cors) => cors.apply(response, request.header("origin")),
-            None => response,
-        };
+        let head_only = request.method() == Method::Head;
+        let head =
+            if subscribe.headers().next().is_none() && self.config.cors().is_none() && !head_only {
+                self.default_stream_head.clone()
+            } else {
+                // The head is this stream's own (its handler's headers), built once per stream.
+                let response = stream_response().with_checked_headers(subscribe.take_headers());
+                // A stream's head gets its CORS headers here, as every other answer does in `respond`.
+                let response = match self.config.cors() {
+                    Some(cors) => cors.apply(response, request.header("origin")),
+                    None => response,
+                };
+                let retry = if head_only {
+                    None
+                } else {
+                    self.config.retry_hint()
+                };
+                stream_head(&response, retry)
+            };
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -42,15 +54,14 @@ impl Server {
             exchange.path,
             exchange.started.elapsed()
         );
-        if request.method() == Method::Head {
-            conn.queue(stream_head(&response, None), now);
+        if head_only {
+            conn.queue(head, now);
             conn.close_after_flush();
             self.dirty.mark(token, conn);
             return;
         }
         // The head goes out when the stream attaches (at once here, or when a broker's replay
         // arrives), so a client that has it is subscribed.
-        let head = stream_head(&response, self.config.retry_hint());
         conn.start_streaming(subscribe.channels().into(), head, subscribe.take_initial());
         self.stats.connections_streaming += 1;
         let last_event_id = request
