@@ -53,6 +53,13 @@ impl App<'_> {
         // Only a closing handler's response can carry a new session's cookie.
         let may_create = matches!(route.handler(), Handler::Closing(_));
         let session = Session::open(self.sessions, request, may_create, self.now);
+        // Joins check the caller's session, and replay from the id it resumes from; a stream
+        // opened by this request is bound to its session.
+        let last_event_id = request
+            .header("last-event-id")
+            .or_else(|| request.param("last_event_id"))
+            .map(str::trim);
+        self.hub.set_caller(session.key(), last_event_id);
         let mut ctx = Ctx::new(request, self.hub)
             .with_stats(self.stats)
             .with_session(session)

@@ -654,6 +654,41 @@ impl Conn {
         }
     }
 
+    /// An attached stream joins `channel`; `false` when it is not one, or already has it.
+    pub(crate) fn join_channel(&mut self, channel: &str) -> bool {
+        match &mut self.phase {
+            Phase::Streaming {
+                channels,
+                opening: None,
+            } if !channels.iter().any(|c| c == channel) => {
+                let mut list = std::mem::take(channels).into_vec();
+                list.push(channel.to_owned());
+                *channels = list.into_boxed_slice();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// An attached stream leaves `channel`; `false` when it is not one, or does not have it.
+    pub(crate) fn leave_channel(&mut self, channel: &str) -> bool {
+        match &mut self.phase {
+            Phase::Streaming {
+                channels,
+                opening: None,
+            } if channels.iter().any(|c| c == channel) => {
+                let list: Vec<String> = std::mem::take(channels)
+                    .into_vec()
+                    .into_iter()
+                    .filter(|c| c != channel)
+                    .collect();
+                *channels = list.into_boxed_slice();
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Whether this is a stream attached to `channel` (to any channel, for `None`).
     pub(crate) fn is_attached_to(&self, channel: Option<&str>) -> bool {
         match &self.phase {

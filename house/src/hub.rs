@@ -20,6 +20,7 @@ use mio::{Token, Waker};
 use crate::broker::{Broker, BrokerDown, BrokerMsg};
 use crate::config::Config;
 use crate::response::{IntoResponse, Response, Status};
+use crate::session::TOKEN_BYTES;
 use crate::sse::{Event, Frame};
 
 /// What a channel's presence channel adds to its name (see [`Config::with_presence`]).
@@ -96,6 +97,73 @@ impl From<BrokerDown> for PublishError {
             BrokerDown::Stopped => PublishError::Closed,
         }
     }
+}
+
+/// Why [`Hub::join`] or [`Hub::leave`] refused. As a response: 404, 403, or 501.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// No open stream has this id (it closed, or never existed).
+    UnknownStream,
+    /// The stream was opened with a session, and this request is not of that session.
+    NotOwner,
+    /// The stream's channels cannot change with the Redis broker (not supported yet).
+    Unsupported,
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JoinError::UnknownStream => "no open stream has this id",
+            JoinError::NotOwner => "the stream belongs to another session",
+            JoinError::Unsupported => {
+                "a stream's channels cannot change while events go through Redis"
+            }
+        })
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl IntoResponse for JoinError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            JoinError::UnknownStream => Status::NOT_FOUND,
+            JoinError::NotOwner => Status::FORBIDDEN,
+            JoinError::Unsupported => Status::NOT_IMPLEMENTED,
+        };
+        Response::error(status, &self)
+    }
+}
+
+/// A change of an open stream's channels, made by a handler, for the loop to apply.
+#[derive(Debug)]
+pub(crate) enum Change {
+    /// Subscribe `token` to `channel`, first replaying what it missed: after `last_event_id`
+    /// when the joining request named one, else what was published after the join itself.
+    Join {
+        token: Token,
+        channel: String,
+        last_event_id: Option<String>,
+        after_seq: u64,
+    },
+    Leave {
+        token: Token,
+        channel: String,
+    },
+}
+
+/// An open stream: its connection, and the session it was opened with.
+struct OpenStream {
+    token: Token,
+    session: Option<[u8; TOKEN_BYTES]>,
+}
+
+/// The request a handler is running for, as far as joins need it.
+#[derive(Debug, Default)]
+struct Caller {
+    session: Option<[u8; TOKEN_BYTES]>,
+    last_event_id: Option<String>,
 }
 
 struct Entry {
@@ -194,6 +262,12 @@ pub struct Hub {
     record: Option<Vec<(String, Frame)>>,
     /// Whether joining and leaving a channel is published to its presence channel.
     presence: bool,
+    /// Open streams by id (a capability: 128 random bits), and each stream's id by token.
+    streams: HashMap<String, OpenStream>,
+    stream_ids: HashMap<Token, String>,
+    /// Joins and leaves made by handlers, for the loop to apply in order.
+    changes: Vec<Change>,
+    caller: Caller,
     #[cfg(feature = "redis")]
     broker: Option<Broker>,
 }
@@ -231,6 +305,10 @@ impl Hub {
             interest: HashMap::new(),
             record: None,
             presence: false,
+            streams: HashMap::new(),
+            stream_ids: HashMap::new(),
+            changes: Vec::new(),
+            caller: Caller::default(),
             #[cfg(feature = "redis")]
             broker: None,
         }
@@ -346,6 +424,130 @@ impl Hub {
             self.pending.push((channel.to_owned(), frame));
         }
         Ok(Published { id })
+    }
+
+    /// Subscribes the open stream `stream_id` to `channel` as well, once the handler returns.
+    ///
+    /// The id is the stream's first event (`event: house-stream`, see
+    /// [`STREAM_EVENT`](crate::STREAM_EVENT)); knowing it is the right to change the stream. A
+    /// stream opened with a session is also bound to it: only a request of that same session
+    /// may change it ([`JoinError::NotOwner`] otherwise).
+    ///
+    /// What the stream gets from `channel` follows the rules of a new stream: if this request
+    /// names a `last_event_id` parameter (or a `Last-Event-ID` header), the channel's events
+    /// after that id come first (or `event: reset` when some are no longer known); otherwise
+    /// every event published to `channel` after this call, and none before. Joining a channel
+    /// the stream already has changes nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::Route;
+    ///
+    /// let join = Route::closing("/join", |ctx| {
+    ///     let stream = ctx.request.param("stream").unwrap_or("");
+    ///     let room = ctx.request.param("room").unwrap_or("lobby");
+    ///     ctx.hub.join(stream, room).map(|()| "joined")
+    /// });
+    /// # let _ = join;
+    /// ```
+    pub fn join(&mut self, stream_id: &str, channel: &str) -> Result<(), JoinError> {
+        let token = self.owned_stream(stream_id)?;
+        self.changes.push(Change::Join {
+            token,
+            channel: channel.to_owned(),
+            last_event_id: self.caller.last_event_id.clone(),
+            after_seq: self.seq,
+        });
+        Ok(())
+    }
+
+    /// Unsubscribes the open stream `stream_id` from `channel`, once the handler returns; the
+    /// same rights as [`join`](Self::join) apply. A stream that leaves its last channel stays
+    /// open (with heartbeats) and can join again. Leaving a channel the stream does not have
+    /// changes nothing.
+    pub fn leave(&mut self, stream_id: &str, channel: &str) -> Result<(), JoinError> {
+        let token = self.owned_stream(stream_id)?;
+        self.changes.push(Change::Leave {
+            token,
+            channel: channel.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// The connection of stream `stream_id`, if the running request may change it.
+    fn owned_stream(&self, stream_id: &str) -> Result<Token, JoinError> {
+        if self.is_remote() {
+            return Err(JoinError::Unsupported);
+        }
+        let stream = self
+            .streams
+            .get(stream_id)
+            .ok_or(JoinError::UnknownStream)?;
+        match stream.session {
+            Some(owner) if self.caller.session != Some(owner) => Err(JoinError::NotOwner),
+            _ => Ok(stream.token),
+        }
+    }
+
+    /// Names the request handlers run for until the next call: its session, and the id it
+    /// resumes from (for joins).
+    pub(crate) fn set_caller(
+        &mut self,
+        session: Option<[u8; TOKEN_BYTES]>,
+        last_event_id: Option<&str>,
+    ) {
+        self.caller = Caller {
+            session,
+            last_event_id: last_event_id.map(str::to_owned),
+        };
+    }
+
+    /// Gives stream `token` a new id, bound to the session of the request that opened it (the
+    /// caller). Fails only if the system has no randomness.
+    pub(crate) fn open_stream(&mut self, token: Token) -> Result<String, getrandom::Error> {
+        let mut id = random_id()?;
+        // A repeat of 128 random bits will not happen, but must not hand over a stream if it did.
+        while self.streams.contains_key(&id) {
+            id = random_id()?;
+        }
+        self.streams.insert(
+            id.clone(),
+            OpenStream {
+                token,
+                session: self.caller.session,
+            },
+        );
+        self.stream_ids.insert(token, id.clone());
+        Ok(id)
+    }
+
+    /// Stream `token` closed: its id names nothing any more.
+    pub(crate) fn close_stream(&mut self, token: Token) {
+        if let Some(id) = self.stream_ids.remove(&token) {
+            self.streams.remove(&id);
+        }
+    }
+
+    /// The joins and leaves handlers made since the last call, in order.
+    pub(crate) fn take_changes(&mut self) -> Vec<Change> {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// The frames of `channel` published after `seq`; `reset` when some of them are no longer
+    /// kept.
+    pub(crate) fn replay_since(&self, channel: &str, seq: u64) -> Replay {
+        let Some(entry) = self.channels.get(channel) else {
+            return Replay::default();
+        };
+        Replay {
+            reset: seq < entry.floor,
+            frames: entry
+                .history
+                .iter()
+                .filter(|e| e.seq > seq)
+                .map(|e| e.frame.clone())
+                .collect(),
+        }
     }
 
     /// How many connections are subscribed to `channel`.
@@ -634,6 +836,13 @@ impl Channel {
             self.floor = old.seq;
         }
     }
+}
+
+/// 128 random bits from the operating system, as 32 lowercase hex digits.
+fn random_id() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
 }
 
 /// A short id that differs between runs: random bits from the standard library's randomly

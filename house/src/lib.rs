@@ -161,7 +161,7 @@ pub use cors::Cors;
 pub use error::{status_for, Error};
 pub use guard::{Bearer, BearerTokens, FromRequest, SessionUser};
 pub use house_macros::{catcher, closing_handler, stream_handler, FromParam, Validate};
-pub use hub::{ChannelInfo, Hub, PublishError, Published};
+pub use hub::{ChannelInfo, Hub, JoinError, PublishError, Published};
 pub use limit::RateLimited;
 pub use metrics::metrics_route;
 pub use param::{Bounded, FromParam, JsonParam, ParamError};
@@ -173,7 +173,7 @@ pub use route::{
 };
 pub use server::{Handle, Server};
 pub use session::{Session, SessionError};
-pub use sse::{comment, Event, RESET_EVENT};
+pub use sse::{comment, Event, RESET_EVENT, STREAM_EVENT};
 pub use state::States;
 pub use stats::{DropReason, Stats};
 

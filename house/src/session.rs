@@ -18,7 +18,7 @@ use crate::request::Request;
 use crate::response::{IntoResponse, Response, Status};
 
 /// Random bytes in a token: 128 bits.
-const TOKEN_BYTES: usize = 16;
+pub(crate) const TOKEN_BYTES: usize = 16;
 
 /// A session's key: random bytes from the operating system's CSPRNG, sent as lowercase hex.
 ///
@@ -302,6 +302,11 @@ impl<'a> Session<'a> {
     /// handler wrote to it during this request.
     pub fn exists(&self) -> bool {
         self.token.is_some()
+    }
+
+    /// The live session's token bytes, to bind a stream to its session (see `Hub::join`).
+    pub(crate) fn key(&self) -> Option<[u8; TOKEN_BYTES]> {
+        self.token.map(|token| token.0)
     }
 
     /// The value stored under `key`, or `None` if there is none, or it does not deserialize as

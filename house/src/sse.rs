@@ -18,6 +18,16 @@ pub(crate) type Frame = Arc<[u8]>;
 /// the server still has, then live events.
 pub const RESET_EVENT: &str = "reset";
 
+/// The name of every stream's first event, whose data is the stream's id.
+///
+/// A stream starts with `event: house-stream` and `data: ID` (32 hex digits, 128 random bits),
+/// before any replay or live event. It has no `id:` line, so it leaves the client's
+/// `Last-Event-ID` alone. The id is what [`Hub::join`](crate::Hub::join) and
+/// [`Hub::leave`](crate::Hub::leave) take to change the stream's channels, and knowing it is
+/// the right to do so: keep it to the page that owns the stream. It names nothing once the
+/// stream closes; a reconnected stream gets a new one.
+pub const STREAM_EVENT: &str = "house-stream";
+
 /// One Server-Sent Event.
 ///
 /// `data` may hold any text: each line of it (split on `\n`, `\r\n` or `\r`) becomes its own
@@ -163,6 +173,11 @@ pub fn comment(text: &str) -> Vec<u8> {
     }
     out.push(b'\n');
     out
+}
+
+/// The bytes of a stream's first event, which names its id (see [`STREAM_EVENT`]).
+pub(crate) fn stream_id_event(id: &str) -> Vec<u8> {
+    Event::new(id).event(STREAM_EVENT).to_bytes()
 }
 
 /// The `reset` event's bytes: the client missed events (see [`RESET_EVENT`]).

@@ -165,14 +165,17 @@ fn stream_heads_carry_cors_headers() {
     stream
         .write_all(format!("GET /source HTTP/1.1\r\nOrigin: {A}\r\n\r\n").as_bytes())
         .unwrap();
-    let head = read_until(&mut stream, "retry: 2000\n\n");
+    let (head, id) = read_stream_start(&mut stream);
     assert_eq!(
         head,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
 Cache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\nX-Room: room\r\n\
 Vary: Origin\r\nAccess-Control-Allow-Origin: http://a.test\r\n\
 Access-Control-Allow-Credentials: true\r\nAccess-Control-Expose-Headers: X-Id\r\n\
-Connection: close\r\n\r\nretry: 2000\n\n"
+Connection: close\r\n\r\nretry: 2000\n\n{}",
+            stream_id_event(&id)
+        )
     );
     assert_eq!(status_of(&ask(&server, "POST /send", A, "")), 200);
     read_until(&mut stream, "data: hi\n\n");

@@ -367,8 +367,14 @@ fn trimmed_history_sends_the_reset_signal() {
         )
         .unwrap();
     let text = read_until(&mut stream, "data: t300");
+    // After the stream's id event.
+    let after_id = body_of(&text)
+        .split_once("event: house-stream\ndata: ")
+        .and_then(|(_, rest)| rest.split_once("\n\n"))
+        .map_or("", |(_, rest)| rest);
     assert!(
-        body_of(&text).starts_with("retry: 2000\n\nevent: reset\n"),
+        body_of(&text).starts_with("retry: 2000\n\nevent: house-stream\n")
+            && after_id.starts_with("event: reset\n"),
         "{}",
         &text[..text.len().min(300)]
     );

@@ -50,10 +50,13 @@ fn default_head_is_exact_and_events_follow() {
     let server = TestServer::start(Config::default(), routes());
     let mut stream = server.connect();
     stream.write_all(b"GET /plain HTTP/1.1\r\n\r\n").unwrap();
-    let head = read_until(&mut stream, "retry: 2000\n\n");
+    let (head, id) = read_stream_start(&mut stream);
     assert_eq!(
         head,
-        format!("{DEFAULTS}Connection: close\r\n\r\nretry: 2000\n\n")
+        format!(
+            "{DEFAULTS}Connection: close\r\n\r\nretry: 2000\n\n{}",
+            stream_id_event(&id)
+        )
     );
     assert_eq!(status_of(&server.get("/send?room=plain")), 200);
     assert!(read_until(&mut stream, "data: hi\n\n").ends_with("data: hi\n\n"));
@@ -64,11 +67,14 @@ fn handler_headers_join_and_replace_the_defaults() {
     let server = TestServer::start(Config::default().with_retry_hint(None), routes());
     let mut stream = server.connect();
     stream.write_all(b"GET /own HTTP/1.1\r\n\r\n").unwrap();
-    let head = read_until(&mut stream, "\r\n\r\n");
+    let (head, id) = read_stream_start(&mut stream);
     assert_eq!(
         head,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Accel-Buffering: no\r\n\
-X-Room: own\r\ncache-control: no-store\r\nConnection: close\r\n\r\n"
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Accel-Buffering: no\r\n\
+X-Room: own\r\ncache-control: no-store\r\nConnection: close\r\n\r\n{}",
+            stream_id_event(&id)
+        )
     );
     assert_eq!(status_of(&server.get("/send?room=own")), 200);
     read_until(&mut stream, "data: hi\n\n");

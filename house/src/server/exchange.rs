@@ -92,6 +92,8 @@ impl Server {
             now: self.now,
         };
         let answer = app.answer(&mut request);
+        // The handler's joins and leaves take effect before its response goes out.
+        self.apply_changes();
         let exchange = Exchange::of(&request, keep_alive, started);
         match answer {
             Answer::Respond {

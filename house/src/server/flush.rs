@@ -97,6 +97,8 @@ impl Server {
             self.hub.unsubscribe(token, channel);
             self.hub.drop_interest(channel);
         }
+        // Its id dies with it.
+        self.hub.close_stream(token);
         self.stats.connections_streaming -= 1;
         self.stats.count_drop(reason);
     }

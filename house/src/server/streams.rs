@@ -9,11 +9,12 @@ use mio::Token;
 
 use super::Server;
 use crate::conn::{Exchange, Opening};
+use crate::hub::Change;
 use crate::hub::Replay;
 use crate::request::{Method, Request};
 use crate::response::Status;
 use crate::route::Subscribe;
-use crate::sse::{reset_event, stream_head, stream_response, Frame};
+use crate::sse::{reset_event, stream_head, stream_id_event, stream_response, Frame};
 
 impl Server {
     /// Answers `200 text/event-stream`, replays missed events, and subscribes the connection.
@@ -61,7 +62,13 @@ impl Server {
             return;
         }
         // The head goes out when the stream attaches (at once here, or when a broker's replay
-        // arrives), so a client that has it is subscribed.
+        // arrives), so a client that has it is subscribed. The stream's id is its first event.
+        let mut head = head;
+        match self.hub.open_stream(token) {
+            Ok(id) => head.extend_from_slice(&stream_id_event(&id)),
+            // Without an id the stream works, but cannot be joined.
+            Err(err) => log::warn!("no id for a stream: {err}"),
+        }
         conn.start_streaming(subscribe.channels().into(), head, subscribe.take_initial());
         self.stats.connections_streaming += 1;
         let last_event_id = request
@@ -115,6 +122,59 @@ impl Server {
             self.hub.subscribe(token, channel);
         }
         self.dirty.mark(token, conn);
+    }
+
+    /// Applies the joins and leaves handlers made, in order. What was published before a join
+    /// goes to the streams already there first; the joining stream then gets its replay (what
+    /// it missed after its `Last-Event-ID`, or what was published after the join call), then
+    /// live events.
+    pub(super) fn apply_changes(&mut self) {
+        let changes = self.hub.take_changes();
+        if changes.is_empty() {
+            return;
+        }
+        self.fan_out();
+        let now = self.now;
+        for change in changes {
+            match change {
+                Change::Join {
+                    token,
+                    channel,
+                    last_event_id,
+                    after_seq,
+                } => {
+                    let Some(conn) = self.conns.get_mut(&token) else {
+                        continue;
+                    };
+                    if !conn.join_channel(&channel) {
+                        continue;
+                    }
+                    let replay = match &last_event_id {
+                        Some(id) => self.hub.replay(std::slice::from_ref(&channel), id),
+                        None => self.hub.replay_since(&channel, after_seq),
+                    };
+                    if replay.reset {
+                        self.stats.gap_signals += 1;
+                        conn.queue(reset_event(), now);
+                    }
+                    self.stats.events_delivered += replay.frames.len() as u64;
+                    for frame in replay.frames {
+                        conn.queue_frame(frame, now);
+                    }
+                    self.hub.subscribe(token, &channel);
+                    self.dirty.mark(token, conn);
+                }
+                Change::Leave { token, channel } => {
+                    if self
+                        .conns
+                        .get_mut(&token)
+                        .is_some_and(|conn| conn.leave_channel(&channel))
+                    {
+                        self.hub.unsubscribe(token, &channel);
+                    }
+                }
+            }
+        }
     }
 
     /// Tells attached streams (of `channel`, or all) that they missed events.

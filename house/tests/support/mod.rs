@@ -161,14 +161,34 @@ pub(crate) fn count_of(haystack: &[u8], needle: &str) -> usize {
         .count()
 }
 
-/// Opens an SSE subscription and reads until the stream's head (and retry hint) arrived.
+/// Opens an SSE subscription and reads until the stream's head (and retry hint) and its first
+/// event, the stream's id, arrived.
 pub(crate) fn subscribe(server: &TestServer, target: &str) -> TcpStream {
     let mut stream = server.connect();
     stream
         .write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
         .unwrap();
-    read_until(&mut stream, "\r\n\r\n");
+    read_stream_start(&mut stream);
     stream
+}
+
+/// Reads a stream's start: its head, the retry hint if any, and its first event, the
+/// `event: house-stream` that names its id. Returns what was read and the id.
+pub(crate) fn read_stream_start(stream: &mut TcpStream) -> (String, String) {
+    let text = read_until(stream, "event: house-stream\ndata: ");
+    // Read on until the id event's blank line, unless it came in the same read.
+    let at = text.find("event: house-stream").unwrap();
+    let ends = count_of(&text.as_bytes()[..at], "\n\n");
+    let mut buffer = text.into_bytes();
+    let text = read_until_count(stream, &mut buffer, "\n\n", ends + 1);
+    let data = &text[at + "event: house-stream\ndata: ".len()..];
+    let id = data.split_once('\n').unwrap().0.to_owned();
+    (text, id)
+}
+
+/// The bytes of a stream's first event for `id` (see [`read_stream_start`]).
+pub(crate) fn stream_id_event(id: &str) -> String {
+    format!("event: house-stream\ndata: {id}\n\n")
 }
 
 /// Polls `condition` until it holds, failing the test after [`PATIENCE`].
