@@ -1,8 +1,9 @@
 //! `cargo run --release --example chat`, then open http://localhost:4242/index
 //!
-//! A chat room in five handlers. The page (`static/index.html`) listens to its room with an
-//! `EventSource` on `/rooms/NAME/source` (curl may use `/source?room=NAME`) and posts
-//! messages to `/send-message`; the server checks the parameters and publishes each message
+//! A chat room in six handlers. The page (`static/index.html`) listens to its room with an
+//! `EventSource` on `/rooms/NAME/source` (curl may use `/source?room=NAME`), switches rooms on
+//! that same stream by posting its id to `/rooms/switch`, and posts messages to
+//! `/send-message`; the server checks the parameters and publishes each message
 //! to everyone in the room. It remembers the name each visitor chose in their session (the
 //! page asks `/me` for it and pre-fills it), and lets each session send at most 5 messages
 //! per 10 seconds (a client without a session is counted by its address); past that,
@@ -31,7 +32,7 @@ use std::time::Duration;
 
 use house::{
     closing_handler, files, routes, stream_handler, Config, Event, Handler, Hub, IntoResponse,
-    Json, PublishError, Request, Response, Route, Server, Session, Subscribe,
+    JoinError, Json, PublishError, Request, Response, Route, Server, Session, Subscribe,
 };
 use serde::Serialize;
 
@@ -67,6 +68,22 @@ fn source(#[param(max = 16)] room: String) -> Subscribe {
 #[stream_handler("/rooms/{room}/source")]
 fn room_source(#[param(max = 16)] room: String) -> Subscribe {
     Subscribe::to(room)
+}
+
+/// Moves the page's open stream from room `from` to room `to`, without a new connection: the
+/// stream's id is its first event (`event: house-stream`), which the page keeps. Only live
+/// messages of the new room follow (no replay: the page starts the room empty). An unknown or
+/// closed stream answers 404; a stream of another session 403.
+#[closing_handler("/rooms/switch", methods = [POST])]
+fn switch_room(
+    #[param(max = 32)] stream: String,
+    #[param(max = 16)] from: String,
+    #[param(max = 16)] to: String,
+    hub: &mut Hub,
+) -> Result<&'static str, JoinError> {
+    hub.leave(&stream, &from)?;
+    hub.join(&stream, &to)?;
+    Ok("switched")
 }
 
 /// Publishes a message to everyone in the room, from a query string or a form, and remembers
@@ -159,7 +176,7 @@ fn rate_limited(route: Route, rate: Rate) -> Route {
 /// The chat's routes: the four handlers (sending limited to `rate`), the page's script and
 /// style under `/static/`, and the server's metrics at `/metrics`.
 pub(crate) fn routes(rate: Rate) -> io::Result<Vec<Route>> {
-    let mut routes = routes![index, source, room_source, me];
+    let mut routes = routes![index, source, room_source, switch_room, me];
     for send in routes![send_message] {
         routes.push(rate_limited(send, rate));
     }

@@ -3,7 +3,7 @@
 "use strict";
 
 (() => {
-  const room = new URLSearchParams(location.search).get("room") || "lobby";
+  let room = new URLSearchParams(location.search).get("room") || "lobby";
   const $ = (id) => document.getElementById(id);
   const feed = $("feed");
   const list = $("messages");
@@ -12,8 +12,11 @@
   const messageInput = $("message");
   const sendButton = $("send");
 
-  $("room-name").textContent = room;
-  document.title = `#${room} · house chat`;
+  function showRoom() {
+    $("room-name").textContent = room;
+    document.title = `#${room} · house chat`;
+  }
+  showRoom();
 
   // The server remembers the name last sent with, in this visitor's session.
   async function prefillName() {
@@ -37,8 +40,12 @@
 
   let source = null;
   let retryDelay = 1000;
-  // The room's stream; the room is a path segment, so `/` and `?` in it are encoded.
+  // The room's stream; the room is a path segment, so `/` and `?` in it are encoded. A room
+  // switch keeps this stream (and its URL's room, `streamRoom`): the server moves it.
+  const streamRoom = room;
   const streamUrl = `/rooms/${encodeURIComponent(room)}/source`;
+  // The open stream's id, its first event: the right to move it to another room.
+  let streamId = null;
 
   function connect() {
     setState(source ? "reconnecting" : "connecting");
@@ -58,6 +65,11 @@
         addMessage(chat.name, chat.message);
       }
     };
+    source.addEventListener("house-stream", (event) => {
+      streamId = event.data;
+      // A reconnected stream starts in the URL's room: move it back to the one shown.
+      if (room !== streamRoom) moveStream(streamRoom, room).catch(() => {});
+    });
     // The server says so when this stream missed events (it had to drop its history).
     source.addEventListener("reset", () => addNotice("Some messages were missed while you were away."));
     source.onerror = () => {
@@ -98,6 +110,37 @@
     setTimeout(connect, retryDelay);
     retryDelay = Math.min(retryDelay * 2, 30000);
   }
+
+  // Switching rooms -------------------------------------------------------------
+
+  // Moves the open stream from room `from` to room `to`; the server answers once it has.
+  async function moveStream(from, to) {
+    const body = new URLSearchParams({ stream: streamId, from, to });
+    const response = await fetch("/rooms/switch", { method: "POST", body });
+    if (!response.ok) throw new Error(`switch answered ${response.status}`);
+  }
+
+  // The switch form moves this page's stream to the new room, keeping the one connection; if
+  // that cannot be done (no stream yet, a room the server refuses), it loads the room's page.
+  const switchForm = document.querySelector("form.switch");
+  switchForm.addEventListener("submit", async (event) => {
+    const to = switchForm.elements.room.value.trim();
+    if (!streamId || !to || to === room) return;
+    event.preventDefault();
+    try {
+      await moveStream(room, to);
+    } catch {
+      switchForm.submit();
+      return;
+    }
+    room = to;
+    showRoom();
+    history.pushState(null, "", `/index?room=${encodeURIComponent(room)}`);
+    switchForm.elements.room.value = "";
+    list.replaceChildren();
+    $("empty").hidden = false;
+    clearErrors();
+  });
 
   // Messages -------------------------------------------------------------------
 

@@ -87,6 +87,40 @@ fn rooms_are_isolated() {
     assert_eq!(a.next_json()["message"], "again");
 }
 
+#[test]
+fn a_stream_switches_rooms_without_reconnecting() {
+    let chat = spawn_chat();
+    let mut stream = subscribe(chat.addr, "/rooms/a/source");
+    let mut in_b = subscribe(chat.addr, "/source?room=b");
+    let switch = |id: &str, from: &str, to: &str| {
+        request(
+            chat.addr,
+            "POST",
+            &format!("/rooms/switch?stream={id}&from={from}&to={to}"),
+            &[],
+            "",
+        )
+    };
+    assert_eq!(switch(&stream.id, "a", "b").status(), 200);
+    for (room, message) in [("a", "left+behind"), ("b", "hello+b")] {
+        let target = format!("/send-message?room={room}&name=ann&message={message}");
+        assert_eq!(get(chat.addr, &target, &[]).status(), 200);
+    }
+    // Had the stream still been in `a`, a's message would come first.
+    assert_eq!(stream.next_json()["message"], "hello b");
+    assert_eq!(in_b.next_json()["message"], "hello b");
+    // An unknown stream, and a room name past the rule; the server still serves.
+    let unknown = switch("0123456789abcdef0123456789abcdef", "b", "c");
+    assert_eq!(unknown.status(), 404, "{}", unknown.text());
+    assert_eq!(switch(&stream.id, "b", &"c".repeat(17)).status(), 400);
+    get(
+        chat.addr,
+        "/send-message?room=b&name=ann&message=still+b",
+        &[],
+    );
+    assert_eq!(stream.next_json()["message"], "still b");
+}
+
 /// `n` copies of `c`, for parameter lengths at and beyond each rule's boundary.
 fn chars(c: char, n: usize) -> String {
     std::iter::repeat_n(c, n).collect()

@@ -70,6 +70,8 @@ fn two_pages_chat_in_chromium() {
         "ok: bob receives ann's message",
         "ok: a new tab of ann's pre-fills her name",
         "ok: the wait is explained",
+        "ok: eve no longer receives the old room's messages",
+        "ok: the switched page gets the new room's messages on the same connection",
     ] {
         assert!(stdout.contains(check), "{stdout}");
     }

@@ -161,6 +161,48 @@ try {
   );
   check((await bob.inputValue("#message")).endsWith("in a hurry"), "bob's message is kept");
 
+  // Switching rooms keeps the page's one stream: the server moves it (by the id the stream
+  // announced first) from the old room to the new. Each EventSource the page opens is counted.
+  const counted = await browser.newContext({ viewport: { width: 900, height: 640 } });
+  await counted.addInitScript(() => {
+    const Original = window.EventSource;
+    window.__eventSources = 0;
+    window.EventSource = function (...args) {
+      window.__eventSources += 1;
+      return new Original(...args);
+    };
+    window.EventSource.prototype = Original.prototype;
+    Object.assign(window.EventSource, { CONNECTING: 0, OPEN: 1, CLOSED: 2 });
+  });
+  const eve = await open("eve", "/index", "live", counted);
+  const fay = await open("fay", "/index?room=kitchen");
+  const gus = await open("gus", "/index");
+  await eve.waitForFunction(() => window.__eventSources === 1);
+  await eve.fill("form.switch input[name=room]", "kitchen");
+  const switched = eve.waitForResponse((r) => r.url().endsWith("/rooms/switch"));
+  await eve.click("form.switch button");
+  check((await switched).status() === 200, "eve's page asks the server to move its stream");
+  await eve.waitForFunction(() => document.getElementById("room-name").textContent === "kitchen");
+  check(new URL(eve.url()).search === "?room=kitchen", "the page's address names the new room");
+  check((await send(fay, "Fay", "Welcome to the kitchen!")) === 200, "fay writes in the kitchen");
+  check(await received(eve, "Fay", "Welcome to the kitchen!"), "eve receives the new room's message");
+  // The lobby message goes out before the second kitchen one: had eve still been in the lobby,
+  // she would have it by the time she has the second.
+  check((await send(gus, "Gus", "Only for the lobby")) === 200, "gus writes in the lobby");
+  check(await received(gus, "Gus", "Only for the lobby"), "the lobby gets its message");
+  check((await send(fay, "Fay", "Second kitchen message")) === 200, "fay writes again");
+  check(await received(eve, "Fay", "Second kitchen message"), "eve receives it");
+  const lobbyInKitchen = await eve.evaluate(() =>
+    [...document.querySelectorAll("#messages .text")].some((t) => t.textContent === "Only for the lobby"),
+  );
+  check(!lobbyInKitchen, "eve no longer receives the old room's messages");
+  check(
+    (await eve.evaluate(() => window.__eventSources)) === 1 &&
+      (await eve.getAttribute("#status", "data-state")) === "live",
+    "the switched page gets the new room's messages on the same connection",
+  );
+  await counted.close();
+
   // A room name the server refuses: the page says why instead of retrying forever.
   const lost = await open("cy", "/index?room=seventeen-letters", "offline");
   const roomError = await lost.textContent("#form-error");

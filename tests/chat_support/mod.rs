@@ -151,10 +151,12 @@ impl Response {
 pub(crate) struct Stream {
     stream: TcpStream,
     buf: Vec<u8>,
+    /// The stream's id, its first event (`event: house-stream`).
+    pub id: String,
 }
 
-/// Subscribes to `target` (e.g. `/source?room=x`) and reads past the response head and the
-/// `retry:` hint, so the subscription is registered when this returns.
+/// Subscribes to `target` (e.g. `/source?room=x`) and reads past the response head, the
+/// `retry:` hint and the stream's id, so the subscription is registered when this returns.
 pub(crate) fn subscribe(addr: SocketAddr, target: &str) -> Stream {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
@@ -162,6 +164,7 @@ pub(crate) fn subscribe(addr: SocketAddr, target: &str) -> Stream {
     let mut sse = Stream {
         stream,
         buf: Vec::new(),
+        id: String::new(),
     };
     let head = sse.read_until(b"\r\n\r\n");
     let head = String::from_utf8(head).unwrap();
@@ -169,6 +172,12 @@ pub(crate) fn subscribe(addr: SocketAddr, target: &str) -> Stream {
     assert!(head.contains("Content-Type: text/event-stream"), "{head}");
     let retry = sse.next_block();
     assert!(retry.starts_with("retry:"), "{retry}");
+    let first = sse.next_block();
+    sse.id = first
+        .strip_prefix("event: house-stream\ndata: ")
+        .unwrap_or_else(|| panic!("the stream's id first: {first:?}"))
+        .trim_end()
+        .to_owned();
     sse
 }
 
