@@ -134,6 +134,11 @@ fn routes() -> Vec<Route> {
                 .with_initial(Event::new("first").event("snapshot"))
                 .with_initial(Event::new("second").event("snapshot"))
         }),
+        Route::closing("/join", |ctx| {
+            let stream = ctx.request.param("stream").unwrap_or("");
+            let room = ctx.request.param("room").unwrap_or("");
+            ctx.hub.join(stream, room).map(|()| "joined")
+        }),
     ]
 }
 
@@ -157,6 +162,24 @@ fn count(server: &TestServer, channel: &str) -> usize {
 
 fn send(server: &TestServer, room: &str, text: &str) -> String {
     server.get(&format!("/send?room={room}&text={text}"))
+}
+
+#[test]
+fn joining_is_refused_with_redis_and_the_stream_goes_on() {
+    let redis = Redis::start();
+    let server = node(&redis);
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /source?room=r HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // Streams have ids under Redis too, but their channels cannot change (yet).
+    let (_, id) = read_stream_start(&mut stream);
+    let refused = server.get(&format!("/join?stream={id}&room=other"));
+    assert_eq!(status_of(&refused), 501, "{refused}");
+    assert!(body_of(&refused).contains("Redis"), "{refused}");
+    wait_for("the stream to attach", || count(&server, "r") == 1);
+    assert_eq!(status_of(&send(&server, "r", "still")), 200);
+    read_until(&mut stream, "data: still\n\n");
 }
 
 #[test]
