@@ -150,7 +150,10 @@ impl Server {
                         continue;
                     }
                     let replay = match &last_event_id {
-                        Some(id) => self.hub.replay(std::slice::from_ref(&channel), id),
+                        Some(id) => {
+                            self.stats.replays += 1;
+                            self.hub.replay(std::slice::from_ref(&channel), id)
+                        }
                         None => self.hub.replay_since(&channel, after_seq),
                     };
                     if replay.reset {
