@@ -282,7 +282,11 @@ fn initial_events_wait_for_the_brokers_replay_and_precede_live_events() {
     wait_for("the stream to attach", || count(&b, "i") == 1);
     send(&a, "i", "m4");
     let text = read_until_count(&mut stream, &mut buffer, "data: m", 3);
-    let body = body_of(&text);
+    // What follows the stream's id, its first event.
+    let body = body_of(&text)
+        .split_once("event: house-stream\ndata: ")
+        .and_then(|(_, rest)| rest.split_once("\n\n"))
+        .map_or("", |(_, rest)| rest);
     let data: Vec<&str> = body
         .lines()
         .filter_map(|l| l.strip_prefix("data: "))
