@@ -285,3 +285,26 @@ fn a_joined_stream_that_closes_leaves_the_new_channel() {
     // Publishing to it still works, to nobody.
     post_ok(&server, "/publish?room=b&text=x");
 }
+
+#[test]
+fn with_presence_joining_and_leaving_are_announced() {
+    let server = TestServer::start(Config::default().with_presence(true), routes());
+    let mut watcher = subscribe(&server, "/stream?room=b/presence");
+    wait_for("the watcher", || subscribers(&server, "b/presence") == 1);
+    let (_stream, id) = open(&server, "/stream?room=a", None);
+    post_ok(&server, &format!("/join?stream={id}&room=b"));
+    let mut buffer = Vec::new();
+    read_until_count(
+        &mut watcher,
+        &mut buffer,
+        "event: join\ndata: {\"count\":1}",
+        1,
+    );
+    post_ok(&server, &format!("/leave?stream={id}&room=b"));
+    read_until_count(
+        &mut watcher,
+        &mut buffer,
+        "event: leave\ndata: {\"count\":0}",
+        1,
+    );
+}
