@@ -60,14 +60,14 @@ fn index(request: &Request) -> Response {
 /// An SSE stream of the room's messages: `/source?room=NAME`.
 #[stream_handler]
 fn source(#[param(max = 16)] room: String) -> Subscribe {
-    Subscribe::to(room)
+    Subscribe::to(room).joinable()
 }
 
 /// The same stream with the room in the path: `/rooms/NAME/source`. The rule is checked the
 /// same way: a 17-character room answers 400 naming `room`.
 #[stream_handler("/rooms/{room}/source")]
 fn room_source(#[param(max = 16)] room: String) -> Subscribe {
-    Subscribe::to(room)
+    Subscribe::to(room).joinable()
 }
 
 /// Moves the page's open stream from room `from` to room `to`, without a new connection: the

@@ -428,7 +428,7 @@ impl Hub {
 
     /// Subscribes the open stream `stream_id` to `channel` as well, once the handler returns.
     ///
-    /// The id is the stream's first event (`event: house-stream`, see
+    /// The id is a joinable stream's first event (`event: house-stream`, see
     /// [`STREAM_EVENT`](crate::STREAM_EVENT)); knowing it is the right to change the stream. A
     /// stream opened with a session is also bound to it: only a request of that same session
     /// may change it ([`JoinError::NotOwner`] otherwise).

@@ -111,6 +111,7 @@ pub struct Subscribe {
     channels: Vec<String>,
     headers: Vec<(Cow<'static, str>, String)>,
     initial: Vec<Event>,
+    joinable: bool,
 }
 
 impl Subscribe {
@@ -120,6 +121,7 @@ impl Subscribe {
             channels: vec![channel.into()],
             headers: Vec::new(),
             initial: Vec::new(),
+            joinable: false,
         }
     }
 
@@ -136,6 +138,7 @@ impl Subscribe {
             channels: Vec::new(),
             headers: Vec::new(),
             initial: Vec::new(),
+            joinable: false,
         };
         for channel in channels {
             subscribe = subscribe.and(channel);
@@ -241,6 +244,20 @@ impl Subscribe {
     /// The events this connection gets before live ones, in order.
     pub fn initial(&self) -> &[Event] {
         &self.initial
+    }
+
+    /// Gives the stream an id, sent as its first event (`event: house-stream`, see
+    /// [`STREAM_EVENT`](crate::STREAM_EVENT)), by which closing handlers change its channels
+    /// while it is open ([`Hub::join`], [`Hub::leave`]). Opt-in: an id costs memory for as
+    /// long as the stream lives, and most streams never change.
+    pub fn joinable(mut self) -> Subscribe {
+        self.joinable = true;
+        self
+    }
+
+    /// Whether the stream gets an id that [`Hub::join`] and [`Hub::leave`] accept.
+    pub fn is_joinable(&self) -> bool {
+        self.joinable
     }
 
     /// The initial events as wire frames, leaving none behind.

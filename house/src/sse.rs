@@ -18,9 +18,9 @@ pub(crate) type Frame = Arc<[u8]>;
 /// the server still has, then live events.
 pub const RESET_EVENT: &str = "reset";
 
-/// The name of every stream's first event, whose data is the stream's id.
+/// The name of a joinable stream's first event, whose data is the stream's id.
 ///
-/// A stream starts with `event: house-stream` and `data: ID` (32 hex digits, 128 random bits),
+/// A stream whose handler returned [`Subscribe::joinable`](crate::Subscribe::joinable) starts with `event: house-stream` and `data: ID` (32 hex digits, 128 random bits),
 /// before any replay or live event. It has no `id:` line, so it leaves the client's
 /// `Last-Event-ID` alone. The id is what [`Hub::join`](crate::Hub::join) and
 /// [`Hub::leave`](crate::Hub::leave) take to change the stream's channels, and knowing it is

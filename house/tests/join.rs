@@ -8,7 +8,7 @@ mod support;
 use std::io::Write;
 use std::net::TcpStream;
 
-use house::{Config, Event, Route, Session, Status, Subscribe};
+use house::{Config, Event, Route, Session, Status, Subscribe, STREAM_EVENT};
 use support::*;
 
 /// `/stream?room=` subscribes; `/join` and `/leave` change a stream by `stream` and `room`;
@@ -17,6 +17,9 @@ use support::*;
 fn routes() -> Vec<Route> {
     vec![
         Route::stream("/stream", |ctx| {
+            Subscribe::to(ctx.request.param("room").unwrap_or("lobby")).joinable()
+        }),
+        Route::stream("/plain", |ctx| {
             Subscribe::to(ctx.request.param("room").unwrap_or("lobby"))
         }),
         Route::closing("/join", |ctx| {
@@ -307,4 +310,21 @@ fn with_presence_joining_and_leaving_are_announced() {
         "event: leave\ndata: {\"count\":0}",
         1,
     );
+}
+
+/// Only a stream whose handler asked for it gets an id: the others' first event is their
+/// first published one, and no join can reach them.
+#[test]
+fn a_stream_that_is_not_joinable_has_no_id() {
+    let server = TestServer::start(Config::default(), routes());
+    let mut stream = subscribe(&server, "/plain?room=quiet");
+    wait_for("the plain stream", || {
+        body_of(&server.get("/count?channel=quiet")) == "1"
+    });
+    assert_eq!(
+        status_of(&server.get("/publish?room=quiet&text=first")),
+        200
+    );
+    let text = read_until(&mut stream, "data: first\n\n");
+    assert!(!text.contains(STREAM_EVENT), "{text}");
 }

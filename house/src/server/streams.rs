@@ -64,10 +64,12 @@ impl Server {
         // The head goes out when the stream attaches (at once here, or when a broker's replay
         // arrives), so a client that has it is subscribed. The stream's id is its first event.
         let mut head = head;
-        match self.hub.open_stream(token) {
-            Ok(id) => head.extend_from_slice(&stream_id_event(&id)),
-            // Without an id the stream works, but cannot be joined.
-            Err(err) => log::warn!("no id for a stream: {err}"),
+        if subscribe.is_joinable() {
+            match self.hub.open_stream(token) {
+                Ok(id) => head.extend_from_slice(&stream_id_event(&id)),
+                // Without an id the stream works, but cannot be joined.
+                Err(err) => log::warn!("no id for a stream: {err}"),
+            }
         }
         conn.start_streaming(subscribe.channels().into(), head, subscribe.take_initial());
         self.stats.connections_streaming += 1;

@@ -161,18 +161,17 @@ pub(crate) fn count_of(haystack: &[u8], needle: &str) -> usize {
         .count()
 }
 
-/// Opens an SSE subscription and reads until the stream's head (and retry hint) and its first
-/// event, the stream's id, arrived.
+/// Opens an SSE subscription and reads until the stream's head (and retry hint) arrived.
 pub(crate) fn subscribe(server: &TestServer, target: &str) -> TcpStream {
     let mut stream = server.connect();
     stream
         .write_all(format!("GET {target} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
         .unwrap();
-    read_stream_start(&mut stream);
+    read_until(&mut stream, "\r\n\r\n");
     stream
 }
 
-/// Reads a stream's start: its head, the retry hint if any, and its first event, the
+/// Reads a joinable stream's start: its head, the retry hint if any, and its first event, the
 /// `event: house-stream` that names its id. Returns what was read and the id.
 pub(crate) fn read_stream_start(stream: &mut TcpStream) -> (String, String) {
     let text = read_until(stream, "event: house-stream\ndata: ");
