@@ -57,14 +57,15 @@ fn index(request: &Request) -> Response {
     files::serve_file(request, Path::new(STATIC_DIR).join("index.html"))
 }
 
-/// An SSE stream of the room's messages: `/source?room=NAME`.
+/// An SSE stream of the room's messages: `/source?room=NAME` (for curl and the benchmarks).
 #[stream_handler]
 fn source(#[param(max = 16)] room: String) -> Subscribe {
-    Subscribe::to(room).joinable()
+    Subscribe::to(room)
 }
 
-/// The same stream with the room in the path: `/rooms/NAME/source`. The rule is checked the
-/// same way: a 17-character room answers 400 naming `room`.
+/// The page's stream, with the room in the path: `/rooms/NAME/source`. The rule is checked
+/// the same way (a 17-character room answers 400 naming `room`). It is joinable: its first
+/// event names its id, with which the page moves it to another room (`/rooms/switch`).
 #[stream_handler("/rooms/{room}/source")]
 fn room_source(#[param(max = 16)] room: String) -> Subscribe {
     Subscribe::to(room).joinable()

@@ -151,12 +151,14 @@ impl Response {
 pub(crate) struct Stream {
     stream: TcpStream,
     buf: Vec<u8>,
-    /// The stream's id, its first event (`event: house-stream`).
+    /// The stream's id, its first event (`event: house-stream`), for the page's joinable
+    /// `/rooms/NAME/source`; empty for `/source?room=`.
     pub id: String,
 }
 
 /// Subscribes to `target` (e.g. `/source?room=x`) and reads past the response head, the
-/// `retry:` hint and the stream's id, so the subscription is registered when this returns.
+/// `retry:` hint and, on `/rooms/NAME/source`, the stream's id, so the subscription is
+/// registered when this returns.
 pub(crate) fn subscribe(addr: SocketAddr, target: &str) -> Stream {
     let mut stream = TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
@@ -172,6 +174,9 @@ pub(crate) fn subscribe(addr: SocketAddr, target: &str) -> Stream {
     assert!(head.contains("Content-Type: text/event-stream"), "{head}");
     let retry = sse.next_block();
     assert!(retry.starts_with("retry:"), "{retry}");
+    if !target.starts_with("/rooms/") {
+        return sse;
+    }
     let first = sse.next_block();
     sse.id = first
         .strip_prefix("event: house-stream\ndata: ")
