@@ -883,12 +883,25 @@ impl Routes {
     }
 
     /// Every route and catcher.
-    #[allow(dead_code)] // For the start-up check that every needed state was given.
     pub(crate) fn iter(&self) -> impl Iterator<Item = &Route> {
         self.entries
             .iter()
             .map(|entry| &entry.route)
             .chain(self.catchers.values())
+    }
+
+    /// The state each route reads, as `(route name, type, type name)`: what the server (and
+    /// the test client) check before the first request.
+    pub(crate) fn state_needs(&self) -> Vec<(String, TypeId, &'static str)> {
+        self.iter()
+            .flat_map(|route| {
+                let name = route.name();
+                route
+                    .needed_states()
+                    .iter()
+                    .map(move |&(id, ty)| (name.to_owned(), id, ty))
+            })
+            .collect()
     }
 
     /// Finds the route for `request` and fills its path parameters, or makes the answer

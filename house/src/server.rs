@@ -182,19 +182,9 @@ impl Server {
         config: Config,
         routes: impl IntoIterator<Item = Route>,
     ) -> io::Result<Server> {
-        let routes: Vec<Route> = routes.into_iter().collect();
-        let needs = routes
-            .iter()
-            .flat_map(|route| {
-                let name = route.name();
-                route
-                    .needed_states()
-                    .iter()
-                    .map(move |&(id, ty)| (name.to_owned(), id, ty))
-            })
-            .collect();
         let routes =
             Routes::new(routes).map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+        let needs = routes.state_needs();
         let addr = addr
             .to_socket_addrs()?
             .next()

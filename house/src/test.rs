@@ -111,19 +111,9 @@ impl Client {
         config: Config,
         routes: impl IntoIterator<Item = Route>,
     ) -> io::Result<Client> {
-        let routes: Vec<Route> = routes.into_iter().collect();
-        let needs = routes
-            .iter()
-            .flat_map(|route| {
-                let name = route.name();
-                route
-                    .needed_states()
-                    .iter()
-                    .map(move |&(id, ty)| (name.to_owned(), id, ty))
-            })
-            .collect();
         let routes =
             Routes::new(routes).map_err(|err| io::Error::new(io::ErrorKind::InvalidInput, err))?;
+        let needs = routes.state_needs();
         let mut hub = Hub::new(HistoryLimits::from(&config));
         hub.set_presence(config.presence());
         hub.record();
