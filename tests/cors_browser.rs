@@ -6,17 +6,13 @@
 //! Needs Debian's `chromium` and `npm ci` in `tests/browser`, like `tests/chat_browser.rs`;
 //! without them this test fails (it never skips).
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+mod browser_support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
-use std::time::{Duration, Instant};
 
 use house::{Config, Cors, Event, Handle, Methods, Response, Route, Server, Status, Subscribe};
-
-/// How long the whole browser script may take.
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// A page with no script of its own: the driver runs the README's code in it.
 const PAGE: &str = "<!doctype html><meta charset=utf-8><title>cors</title><p>a page</p>";
@@ -55,21 +51,6 @@ fn page_server() -> Running {
 
 #[test]
 fn a_page_on_another_origin_posts_and_streams_and_a_third_is_refused() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let driver = root.join("tests/browser");
-    let chromium = std::env::var_os("CHROMIUM")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
-    assert!(
-        chromium.exists(),
-        "{} is missing: this test needs Chromium; install it with `.ci/install-browser`",
-        chromium.display()
-    );
-    assert!(
-        driver.join("node_modules/playwright-core").exists(),
-        "playwright-core is missing: run `.ci/install-browser` (or `npm ci` in tests/browser)"
-    );
-
     let page = page_server();
     let refused = page_server();
     let allowed_origin = format!("http://127.0.0.1:{}", page.port);
@@ -97,35 +78,14 @@ fn a_page_on_another_origin_posts_and_streams_and_a_third_is_refused() {
         ],
     );
 
-    let mut child = Command::new("node")
-        .arg(driver.join("cors.mjs"))
-        .arg(&allowed_origin)
-        // `localhost`, not `127.0.0.1`: another host, so another origin and another site.
-        .arg(format!("http://localhost:{}", api.port))
-        .arg(format!("http://127.0.0.1:{}", refused.port))
-        .env("CHROMIUM", &chromium)
-        .current_dir(&driver)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("node is needed to drive the browser");
-    // Bounded wait: a hung browser fails the test instead of hanging it.
-    let deadline = Instant::now() + BROWSER_TIMEOUT;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            child.kill().unwrap();
-            break;
-        }
-        thread::sleep(Duration::from_millis(100));
-    }
-    let output = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "the browser script failed ({}):\n{stdout}\n{stderr}",
-        output.status
+    let stdout = browser_support::run_driver(
+        "cors.mjs",
+        &[
+            allowed_origin.clone(),
+            // `localhost`, not `127.0.0.1`: another host, so another origin and another site.
+            format!("http://localhost:{}", api.port),
+            format!("http://127.0.0.1:{}", refused.port),
+        ],
     );
     for check in [
         "ok: the allowed origin's stream receives the published event",
