@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use crate::hub::Hub;
+use crate::printable::Printable;
 use crate::request::Request;
 use crate::response::{Response, Status};
 use crate::route::{Ctx, Handler, Outcome, Resolved, Routes, Subscribe};
@@ -84,7 +85,7 @@ impl App<'_> {
             },
             Outcome::Stream(subscribe) => Answer::Stream(subscribe),
             Outcome::Panicked => {
-                log::warn!("{}: the handler panicked", request.path());
+                log::warn!("{}: the handler panicked", Printable(request.path()));
                 let detail = "the handler failed";
                 let default = Response::error(Status::INTERNAL_SERVER_ERROR, detail);
                 Answer::Respond {

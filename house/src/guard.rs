@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use crate::printable::Printable;
 use crate::response::{Response, Status};
 use crate::route::{Ctx, Route};
 use crate::session::{Session, SessionError};
@@ -166,7 +167,7 @@ impl FromRequest for Bearer {
         let Some(tokens) = ctx.state.get::<BearerTokens>() else {
             log::error!(
                 "`{}`: the `Bearer` guard needs `house::BearerTokens` state; add it with `Server::with_state(BearerTokens::new([..]))`",
-                ctx.request.path()
+                Printable(ctx.request.path())
             );
             return Err(Response::error(
                 Status::INTERNAL_SERVER_ERROR,

@@ -145,6 +145,7 @@ mod macros;
 mod metrics;
 mod param;
 pub mod parse;
+mod printable;
 mod request;
 mod response;
 mod route;
@@ -165,6 +166,7 @@ pub use hub::{ChannelInfo, Hub, JoinError, PublishError, Published};
 pub use limit::RateLimited;
 pub use metrics::metrics_route;
 pub use param::{Bounded, FromParam, JsonParam, ParamError};
+pub use printable::Printable;
 pub use request::{JsonBodyError, Method, Methods, Params, Request, Version};
 pub use response::{Body, IntoResponse, InvalidHeader, Json, Redirect, Response, Status};
 pub use route::{

@@ -36,6 +36,7 @@ use crate::config::Config;
 use crate::conn::{AfterFlush, Conn, Exchange};
 use crate::error::Error;
 use crate::hub::{Hub, PublishError, Remote};
+use crate::printable::Printable;
 use crate::route::{Route, Routes};
 use crate::session::Sessions;
 use crate::sse::{stream_head, stream_response, Event};
@@ -348,7 +349,10 @@ impl Server {
             match self.commands.try_recv() {
                 Ok(Command::Publish(channel, event)) => {
                     if let Err(err) = self.hub.publish(&channel, event) {
-                        log::warn!("publish to `{channel}` from another thread failed: {err}");
+                        log::warn!(
+                            "publish to `{}` from another thread failed: {err}",
+                            Printable(&channel)
+                        );
                     }
                     // Nobody waits for these publishes' acknowledgements.
                     self.hub.await_acks(None);

@@ -1,4 +1,5 @@
-//! One log line per finished request, through the `log` facade, without parameter values.
+//! One log line per finished request, through the `log` facade, without parameter values,
+//! and with nothing a client sends able to forge a line.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -38,14 +39,17 @@ fn a_line_per_request_without_parameter_values() {
     server.get("/hello?secret=hunter2");
     server.get("/missing?token=s3cr3t");
     server.exchange(b"GET /hello?x=%zz HTTP/1.1\r\n\r\n");
-    wait_for("three request lines", || {
+    // A path that decodes to a line break and a forged line (issue: log forging).
+    let forged = server.get("/x%0d%0aINFO%20%20GET%20/admin%20200%20123B%200ns%E2%80%A8%1b[2J");
+    assert_eq!(status_of(&forged), 404);
+    wait_for("four request lines", || {
         LINES
             .lock()
             .unwrap()
             .iter()
             .filter(|l| l.starts_with("INFO "))
             .count()
-            >= 3
+            >= 4
     });
     let lines = LINES.lock().unwrap().clone();
     let info: Vec<&String> = lines.iter().filter(|l| l.starts_with("INFO ")).collect();
@@ -61,6 +65,18 @@ fn a_line_per_request_without_parameter_values() {
         info.iter().any(|l| l.starts_with("INFO - - 400 ")),
         "{info:?}"
     );
+    assert!(
+        info.iter().any(|l| l.starts_with(
+            r"INFO GET /x\u{d}\u{a}INFO  GET /admin 200 123B 0ns\u{2028}\u{1b}[2J 404 "
+        )),
+        "{info:?}"
+    );
+    for line in &lines {
+        assert!(
+            !line.contains(|c: char| c.is_control() || c == '\u{2028}'),
+            "a control character reached the log: {line:?}"
+        );
+    }
     for line in &lines {
         assert!(
             !line.contains("hunter2") && !line.contains("s3cr3t") && !line.contains("%zz"),

@@ -10,6 +10,7 @@ use crate::answer::{Answer, App};
 use crate::conn::{Conn, Exchange, FileBody, Parked, Taken};
 use crate::cors::is_preflight;
 use crate::hub::PublishError;
+use crate::printable::Printable;
 use crate::request::{Method, Version};
 use crate::response::{Body, IntoResponse, Response};
 use crate::stats::DropReason;
@@ -160,7 +161,7 @@ impl Server {
             log::info!(
                 "{} {} {} {}B {:?}",
                 exchange.method.map_or("-", Method::as_str),
-                exchange.path,
+                Printable(&exchange.path),
                 status.code(),
                 bytes,
                 exchange.started.elapsed()

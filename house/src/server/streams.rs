@@ -11,6 +11,7 @@ use super::Server;
 use crate::conn::{Exchange, Opening};
 use crate::hub::Change;
 use crate::hub::Replay;
+use crate::printable::Printable;
 use crate::request::{Method, Request};
 use crate::response::Status;
 use crate::route::Subscribe;
@@ -52,7 +53,7 @@ impl Server {
         log::info!(
             "{} {} 200 stream {:?}",
             exchange.method.map_or("-", Method::as_str),
-            exchange.path,
+            Printable(&exchange.path),
             exchange.started.elapsed()
         );
         if head_only {
