@@ -28,7 +28,7 @@ pub enum Error {
     AmbiguousLength,
     /// `Transfer-Encoding` (chunked bodies) is not supported.
     TransferEncoding,
-    /// The target is not an absolute path (`/…`).
+    /// The target is neither a path (`/…`) nor an `http(s)://` URL (nor `*`, for `OPTIONS`).
     InvalidTarget,
     /// A `%` not followed by two hex digits.
     BadEscape,
@@ -53,7 +53,9 @@ impl fmt::Display for Error {
             Error::TransferEncoding => {
                 f.write_str("transfer-encoding is not supported; send content-length")
             }
-            Error::InvalidTarget => f.write_str("request target must be a path starting with `/`"),
+            Error::InvalidTarget => {
+                f.write_str("request target must be a path starting with `/` or an `http://` URL")
+            }
             Error::BadEscape => f.write_str("invalid percent-escape"),
             Error::InvalidUtf8 => f.write_str("decoded text is not valid UTF-8"),
         }

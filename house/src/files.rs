@@ -23,7 +23,8 @@
 //! that leads outside the directory, and every dotfile or dot-directory (`.env`, `.git/config`).
 //!
 //! Every file answer carries `Cache-Control: no-cache` (the browser revalidates each use, so
-//! edits show at once and unchanged files cost a `304`) and `X-Content-Type-Options: nosniff`.
+//! edits show at once and unchanged files cost a `304`) and, like every response,
+//! `X-Content-Type-Options: nosniff`.
 //! Files up to [`STREAM_THRESHOLD`] bytes are read into memory; larger ones are streamed through
 //! the connection's write queue a chunk at a time.
 
@@ -255,9 +256,7 @@ fn with_file_headers(mut response: Response, len: u64, modified: Option<Duration
             .with_header("ETag", etag(len, modified))
             .with_header("Last-Modified", http_date(modified.as_secs()));
     }
-    response
-        .with_header("Cache-Control", "no-cache")
-        .with_header("X-Content-Type-Options", "nosniff")
+    response.with_header("Cache-Control", "no-cache")
 }
 
 fn is_missing(err: &io::Error) -> bool {

@@ -110,20 +110,26 @@ pub fn parse_request(buf: &[u8], max_size: usize, max_headers: usize) -> Result<
     let method_token = head.method.unwrap_or("");
     // `*` names the server as a whole, and only for `OPTIONS` (RFC 9110 7.1).
     let asterisk = target == "*" && method_token == "OPTIONS";
-    if !target.starts_with('/') && !asterisk {
-        return Err(Error::InvalidTarget);
-    }
-    let (raw_path, query) = target.split_once('?').unwrap_or((target, ""));
+    let (authority, raw_path, query) = match origin_form(target) {
+        Some(parts) => parts,
+        None if asterisk => (None, target, ""),
+        None => return Err(Error::InvalidTarget),
+    };
     let path = decode(raw_path.as_bytes(), false)?;
     let raw_path = (path != raw_path).then(|| raw_path.to_owned());
     let mut params = Params::new();
     decode_form_into(query.as_bytes(), &mut params)?;
     let body = &buf[head_len..len];
-    let headers: Vec<(String, Vec<u8>)> = head
+    let mut headers: Vec<(String, Vec<u8>)> = head
         .headers
         .iter()
         .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
         .collect();
+    if let Some(authority) = authority {
+        // An absolute target's authority replaces any `Host` header (RFC 9112 3.2.2).
+        headers.retain(|(name, _)| name != "host");
+        headers.push(("host".to_owned(), authority.as_bytes().to_vec()));
+    }
     let is_form = headers.iter().any(|(name, value)| {
         name == "content-type"
             && std::str::from_utf8(value).is_ok_and(|ct| {
@@ -151,6 +157,32 @@ pub fn parse_request(buf: &[u8], max_size: usize, max_headers: usize) -> Result<
         len,
         keep_alive: !connection_close,
     })
+}
+
+/// The authority, path and query of a request target: of an origin-form target
+/// (`/path?query`, no authority), or of an absolute-form one (`http://host/path?query`, which
+/// RFC 9112 3.2.2 says a server must accept, and proxies send). `None` for anything else,
+/// including an authority with userinfo (`http://user@host/`, an error by RFC 9110 4.2.4).
+fn origin_form(target: &str) -> Option<(Option<&str>, &str, &str)> {
+    let (authority, path_and_query) = if target.starts_with('/') {
+        (None, target)
+    } else {
+        let (scheme, rest) = target.split_once("://")?;
+        if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+            return None;
+        }
+        let end = rest.find(['/', '?']).unwrap_or(rest.len());
+        let authority = &rest[..end];
+        if authority.is_empty() || authority.contains('@') {
+            return None;
+        }
+        (Some(authority), &rest[end..])
+    };
+    let (path, query) = path_and_query
+        .split_once('?')
+        .unwrap_or((path_and_query, ""));
+    // An absolute target's empty path is the root (RFC 9112 3.2.1): `http://host?q` is `/?q`.
+    Some((authority, if path.is_empty() { "/" } else { path }, query))
 }
 
 /// Decodes an `application/x-www-form-urlencoded` string (a query string or a form body):
@@ -311,6 +343,13 @@ mod tests {
             assert_eq!(req.raw_path, None);
             assert_eq!(req.raw_path(), "/a/b");
         }
+        absolute_target_routes_its_path, b"GET http://Example.com:80/a%20b?x=1 HTTP/1.1\r\nHost: other\r\n\r\n", |req, len, keep| {
+            assert_eq!((req.path(), req.param("x")), ("/a b", Some("1")));
+            assert_eq!(req.header("host"), Some("Example.com:80"));
+        }
+        absolute_target_empty_path_is_root, b"GET HTTPS://h?x=1 HTTP/1.1\r\n\r\n", |req, len, keep| {
+            assert_eq!((req.path(), req.param("x")), ("/", Some("1")));
+        }
         options_asterisk, b"OPTIONS * HTTP/1.1\r\n\r\n", |req, len, keep| {
             assert_eq!((req.method(), req.path()), (Method::Options, "*"));
         }
@@ -334,7 +373,10 @@ mod tests {
         word_length, b"POST / HTTP/1.1\r\nContent-Length: ten\r\n\r\n", Error::InvalidContentLength;
         huge_length, b"POST / HTTP/1.1\r\nContent-Length: 99999999999999999999999\r\n\r\n", Error::InvalidContentLength;
         declared_too_large, b"POST / HTTP/1.1\r\nContent-Length: 67108864\r\n\r\n", Error::TooLarge;
-        absolute_target, b"GET http://example.com/ HTTP/1.1\r\n\r\n", Error::InvalidTarget;
+        absolute_target_other_scheme, b"GET ftp://example.com/ HTTP/1.1\r\n\r\n", Error::InvalidTarget;
+        absolute_target_userinfo, b"GET http://u:p@example.com/ HTTP/1.1\r\n\r\n", Error::InvalidTarget;
+        absolute_target_no_authority, b"GET http:///x HTTP/1.1\r\n\r\n", Error::InvalidTarget;
+        relative_target, b"GET example.com/x HTTP/1.1\r\n\r\n", Error::InvalidTarget;
         asterisk_only_for_options, b"GET * HTTP/1.1\r\n\r\n", Error::InvalidTarget;
         asterisk_not_a_prefix, b"OPTIONS *x HTTP/1.1\r\n\r\n", Error::InvalidTarget;
         bad_escape, b"GET /?a=%zz HTTP/1.1\r\n\r\n", Error::BadEscape;

@@ -11,6 +11,9 @@ use serde::Serialize;
 pub(crate) const HTML: &str = "text/html; charset=utf-8";
 /// `Content-Type` of [`Json`] bodies.
 pub(crate) const JSON: &str = "application/json";
+/// The header every response carries unless it sets its own value of it.
+const NOSNIFF: &str = "X-Content-Type-Options";
+
 /// `Content-Type` of plain-text error bodies.
 pub(crate) const TEXT: &str = "text/plain; charset=utf-8";
 
@@ -455,11 +458,18 @@ impl Response {
             self.status.0,
             self.status.reason()
         );
+        let mut nosniff = true;
         for (name, value) in &self.headers {
+            nosniff &= !name.eq_ignore_ascii_case(NOSNIFF);
             out.extend_from_slice(name.as_bytes());
             out.extend_from_slice(b": ");
             out.extend_from_slice(value.as_bytes());
             out.extend_from_slice(b"\r\n");
+        }
+        if nosniff {
+            // Every body is what its `Content-Type` says: a browser must not guess that a
+            // plain-text error echoing a parameter is HTML or script.
+            out.extend_from_slice(b"X-Content-Type-Options: nosniff\r\n");
         }
         if let Some(length) = length {
             let _ = write!(out, "Content-Length: {length}\r\n");
@@ -635,7 +645,7 @@ mod tests {
         let response = "é".into_response();
         assert_eq!(
             bytes(&response, false),
-            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 2\r\n\r\né"
+            "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 2\r\n\r\né"
         );
     }
 
@@ -644,7 +654,7 @@ mod tests {
         let response = Response::new(Status::NO_CONTENT);
         assert_eq!(
             bytes(&response, true),
-            "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n"
+            "HTTP/1.1 204 No Content\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
         );
     }
 
@@ -653,7 +663,7 @@ mod tests {
         let response = Json(serde_json::json!({"a": 1})).into_response();
         assert_eq!(
             bytes(&response, false),
-            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 7\r\n\r\n{\"a\":1}"
         );
     }
 
@@ -663,6 +673,15 @@ mod tests {
         assert_eq!(response.status(), Status::BAD_REQUEST);
         assert!(
             bytes(&response, true).ends_with("\r\n\r\n400 Bad Request: missing parameter `room`\n")
+        );
+    }
+
+    #[test]
+    fn nosniff_unless_the_response_sets_its_own() {
+        let own = Response::new(Status::OK).with_header("x-content-type-options", "other");
+        assert_eq!(
+            bytes(&own, false),
+            "HTTP/1.1 200 OK\r\nx-content-type-options: other\r\nContent-Length: 0\r\n\r\n"
         );
     }
 
@@ -692,7 +711,7 @@ mod tests {
             .with_header("Content-Type", "b");
         assert_eq!(
             bytes(&response, false),
-            "HTTP/1.1 200 OK\r\nContent-Type: b\r\nContent-Length: 0\r\n\r\n"
+            "HTTP/1.1 200 OK\r\nContent-Type: b\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 0\r\n\r\n"
         );
     }
 
@@ -700,7 +719,7 @@ mod tests {
     fn created_redirects_and_header_tuples() {
         assert_eq!(
             bytes(&Response::created("/m/1"), false),
-            "HTTP/1.1 201 Created\r\nLocation: /m/1\r\nContent-Length: 0\r\n\r\n"
+            "HTTP/1.1 201 Created\r\nLocation: /m/1\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 0\r\n\r\n"
         );
         for (kind, line) in [
             (Redirect::SeeOther, "303 See Other"),

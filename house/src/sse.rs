@@ -269,7 +269,7 @@ mod tests {
             String::from_utf8(stream_head(&response, Some(Duration::from_secs(2)))).unwrap(),
             "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\
              Cache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\n\
-             Connection: close\r\n\r\nretry: 2000\n\n"
+             X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n\n"
         );
         assert!(stream_head(&response, None).ends_with(b"Connection: close\r\n\r\n"));
     }

@@ -172,7 +172,7 @@ fn stream_heads_carry_cors_headers() {
 Cache-Control: no-cache, no-transform\r\nX-Accel-Buffering: no\r\nX-Room: room\r\n\
 Vary: Origin\r\nAccess-Control-Allow-Origin: http://a.test\r\n\
 Access-Control-Allow-Credentials: true\r\nAccess-Control-Expose-Headers: X-Id\r\n\
-Connection: close\r\n\r\nretry: 2000\n\n"
+X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n\n"
     );
     assert_eq!(status_of(&ask(&server, "POST /send", A, "")), 200);
     read_until(&mut stream, "data: hi\n\n");
@@ -255,7 +255,7 @@ fn a_preflight_from_an_allowed_origin_is_answered_before_any_handler() {
         "HTTP/1.1 204 No Content\r\nVary: Origin\r\nAccess-Control-Allow-Origin: http://a.test\r\n\
 Access-Control-Allow-Credentials: true\r\nAccess-Control-Allow-Methods: POST, OPTIONS\r\n\
 Access-Control-Allow-Headers: Content-Type\r\nAccess-Control-Max-Age: 600\r\n\
-Connection: close\r\n\r\n"
+X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
     );
     // GET brings HEAD (a stream route takes GET and POST); a route's own OPTIONS handler
     // does not see preflights.

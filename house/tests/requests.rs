@@ -37,7 +37,7 @@ fn ok_with_exact_bytes() {
     let response = server.get("/hello?name=caf%C3%A9");
     assert_eq!(
         response,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello café"
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello café"
     );
 }
 
@@ -93,6 +93,9 @@ fn error_statuses_and_server_keeps_serving() {
             b"POST /echo HTTP/1.1\r\nContent-Length: abc\r\n\r\nabc",
             400,
         ),
+        (b"GET ftp://h/hello HTTP/1.1\r\n\r\n", 400),
+        (b"GET http://user@h/hello HTTP/1.1\r\n\r\n", 400),
+        (b"GET hello HTTP/1.1\r\n\r\n", 400),
         (b"GET /hello HTTP/1.1\r\nX: a\0b\r\n\r\n", 400),
         (b"GET /hello HTTP/1.1\r\nX: a\rb\r\n\r\n", 400),
     ];
@@ -112,6 +115,18 @@ fn error_statuses_and_server_keeps_serving() {
             String::from_utf8_lossy(request)
         );
     }
+}
+
+#[test]
+fn absolute_form_targets_are_routed_by_their_path() {
+    // RFC 9112 3.2.2: a server must accept `GET http://host/path`, as proxies send it.
+    let server = TestServer::start(Config::default(), routes());
+    let response = server.exchange(
+        b"GET http://127.0.0.1/hello?name=abs HTTP/1.1\r\nHost: elsewhere\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(body_of(&response), "hello abs", "{response:?}");
+    let response = server.exchange(b"GET HTTPS://h HTTP/1.1\r\nConnection: close\r\n\r\n");
+    assert_eq!(status_of(&response), 404, "{response:?}");
 }
 
 #[test]

@@ -147,7 +147,7 @@ fn head_runs_the_get_route_without_its_body() {
     let response = send(&server, "HEAD", "/page");
     assert_eq!(
         response,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 12\r\nConnection: close\r\n\r\n"
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 12\r\nConnection: close\r\n\r\n"
     );
     // On a kept-alive connection the next answer starts right after the head.
     let mut stream = server.connect();
@@ -157,8 +157,8 @@ fn head_runs_the_get_route_without_its_body() {
     let both = read_to_close(&mut stream);
     assert_eq!(
         both,
-        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 12\r\n\r\n\
-         HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: 12\r\nConnection: close\r\n\r\ntwelve bytes"
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 12\r\n\r\n\
+         HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nX-Content-Type-Options: nosniff\r\nContent-Length: 12\r\nConnection: close\r\n\r\ntwelve bytes"
     );
 }
 
@@ -168,7 +168,7 @@ fn options_answers_204_with_allow() {
     let response = send(&server, "OPTIONS", "/things");
     assert_eq!(
         response,
-        "HTTP/1.1 204 No Content\r\nAllow: GET, HEAD, POST, OPTIONS\r\nConnection: close\r\n\r\n"
+        "HTTP/1.1 204 No Content\r\nAllow: GET, HEAD, POST, OPTIONS\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
     );
     let response = send(&server, "OPTIONS", "/rooms/x/messages");
     assert_eq!(header(&response, "allow"), Some("GET, HEAD, POST, OPTIONS"));

@@ -53,7 +53,9 @@ fn default_head_is_exact_and_events_follow() {
     let head = read_until(&mut stream, "retry: 2000\n\n");
     assert_eq!(
         head,
-        format!("{DEFAULTS}Connection: close\r\n\r\nretry: 2000\n\n")
+        format!(
+            "{DEFAULTS}X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n\n"
+        )
     );
     assert_eq!(status_of(&server.get("/send?room=plain")), 200);
     assert!(read_until(&mut stream, "data: hi\n\n").ends_with("data: hi\n\n"));
@@ -68,7 +70,7 @@ fn handler_headers_join_and_replace_the_defaults() {
     assert_eq!(
         head,
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Accel-Buffering: no\r\n\
-X-Room: own\r\ncache-control: no-store\r\nConnection: close\r\n\r\n"
+X-Room: own\r\ncache-control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
     );
     assert_eq!(status_of(&server.get("/send?room=own")), 200);
     read_until(&mut stream, "data: hi\n\n");
@@ -81,10 +83,13 @@ fn head_on_a_stream_route_sends_the_head_and_closes() {
     assert_eq!(
         response,
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nX-Accel-Buffering: no\r\n\
-X-Room: own\r\ncache-control: no-store\r\nConnection: close\r\n\r\n"
+X-Room: own\r\ncache-control: no-store\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n"
     );
     let response = server.exchange(b"HEAD /plain HTTP/1.1\r\nHost: t\r\n\r\n");
-    assert_eq!(response, format!("{DEFAULTS}Connection: close\r\n\r\n"));
+    assert_eq!(
+        response,
+        format!("{DEFAULTS}X-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\n")
+    );
 }
 
 #[test]

@@ -44,7 +44,7 @@ fn stream_head_and_retry_hint() {
     assert_eq!(
         head,
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache, no-transform\r\n\
-X-Accel-Buffering: no\r\nConnection: close\r\n\r\nretry: 2000\n\n"
+X-Accel-Buffering: no\r\nX-Content-Type-Options: nosniff\r\nConnection: close\r\n\r\nretry: 2000\n\n"
     );
 }
 
