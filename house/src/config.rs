@@ -26,6 +26,13 @@ pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// disconnected and pruned, so one slow reader never grows the server without bound.
 pub const SUBSCRIBER_QUEUE_CAP: usize = 1024 * 1024;
 
+/// The kernel send buffer each stream socket asks for (`SO_SNDBUF`; Linux doubles it for its
+/// bookkeeping, and `ss -tm` shows that doubled size as `tb`). Left to itself the kernel grows a
+/// stalled subscriber's buffer up to `net.ipv4.tcp_wmem`'s maximum (4 MiB by default, before
+/// [`SUBSCRIBER_QUEUE_CAP`] even starts to fill); with this, a stalled subscriber pins about
+/// 1.5 MiB in all, user space and kernel. 0 leaves the kernel's autotuning on.
+pub const STREAM_SEND_BUFFER: usize = 256 * 1024;
+
 /// How long a connection with bytes queued may go without the client reading any of them.
 /// Exceeded → closed (the peer is gone or stalled).
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -95,6 +102,7 @@ pub struct Config {
     pub(crate) max_headers: usize,
     pub(crate) keep_alive_timeout: Duration,
     pub(crate) subscriber_queue_cap: usize,
+    pub(crate) stream_send_buffer: usize,
     pub(crate) write_timeout: Duration,
     pub(crate) heartbeat_interval: Duration,
     pub(crate) retry_hint: Option<Duration>,
@@ -124,6 +132,7 @@ impl Default for Config {
             max_headers: MAX_HEADERS,
             keep_alive_timeout: KEEP_ALIVE_TIMEOUT,
             subscriber_queue_cap: SUBSCRIBER_QUEUE_CAP,
+            stream_send_buffer: STREAM_SEND_BUFFER,
             write_timeout: WRITE_TIMEOUT,
             heartbeat_interval: HEARTBEAT_INTERVAL,
             retry_hint: Some(RETRY_HINT),
@@ -172,6 +181,7 @@ settings! {
     max_headers: usize, with_max_headers, "[`MAX_HEADERS`]";
     keep_alive_timeout: Duration, with_keep_alive_timeout, "[`KEEP_ALIVE_TIMEOUT`]";
     subscriber_queue_cap: usize, with_subscriber_queue_cap, "[`SUBSCRIBER_QUEUE_CAP`]";
+    stream_send_buffer: usize, with_stream_send_buffer, "[`STREAM_SEND_BUFFER`] (0 leaves the kernel's autotuning on)";
     write_timeout: Duration, with_write_timeout, "[`WRITE_TIMEOUT`]";
     heartbeat_interval: Duration, with_heartbeat_interval, "[`HEARTBEAT_INTERVAL`]";
     retry_hint: Option<Duration>, with_retry_hint, "[`RETRY_HINT`] (`None` sends no hint)";

@@ -633,6 +633,12 @@ impl Conn {
         self.request_started = None;
     }
 
+    /// Caps the kernel's send buffer for this socket at `bytes` (see
+    /// [`STREAM_SEND_BUFFER`](crate::limits::STREAM_SEND_BUFFER)).
+    pub(crate) fn limit_send_buffer(&self, bytes: usize) -> io::Result<()> {
+        socket2::SockRef::from(&self.socket).set_send_buffer_size(bytes)
+    }
+
     /// Attaches a stream waiting for its replay, handing back what it sends first; `None`
     /// when it is not one (it closed or the server is shutting down meanwhile).
     pub(crate) fn attach(&mut self) -> Option<Box<Opening>> {

@@ -73,6 +73,12 @@ impl Server {
             }
         }
         conn.start_streaming(subscribe.channels().into(), head, subscribe.take_initial());
+        let send_buffer = self.config.stream_send_buffer();
+        if send_buffer > 0 {
+            if let Err(err) = conn.limit_send_buffer(send_buffer) {
+                log::debug!("{}: send buffer not limited: {err}", conn.peer());
+            }
+        }
         self.stats.connections_streaming += 1;
         let last_event_id = request
             .header("last-event-id")
