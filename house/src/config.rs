@@ -66,6 +66,22 @@ pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// File descriptors kept free below the process limit when the connection cap is derived from it.
 pub const FD_MARGIN: usize = 32;
 
+/// Connections past the connection cap whose request head is still read, to tell an
+/// `EventSource` from other clients (see [`CAP_RETRY`]). Half of [`FD_MARGIN`], so they fit in
+/// it. More at once → the plain 503 at once.
+pub const REFUSAL_SLOTS: usize = FD_MARGIN / 2;
+
+/// How long a connection past the cap may take to send its request head. Exceeded → the
+/// plain 503 and close.
+pub const REFUSAL_WAIT: Duration = Duration::from_secs(1);
+
+/// What an `EventSource` refused at the connection cap is told: a `200 text/event-stream`
+/// carrying only `retry:` between this and twice this (spread per connection, so a crowd does
+/// not come back at once), then the end of the stream, after which it reconnects by itself. A
+/// 503 would make it give up for good (WHATWG HTML, "fail the connection"). Other requests get
+/// `503` with `Retry-After: 1`.
+pub const CAP_RETRY: Duration = Duration::from_secs(10);
+
 /// How long a session lives after the last request whose handler used it. Past it the session
 /// is gone (the sweep frees it), its cookie names nothing, and the next write starts a new one.
 /// The cookie's `Max-Age` says the same.
@@ -112,6 +128,9 @@ pub struct Config {
     pub(crate) listen_backlog: i32,
     pub(crate) max_connections: usize,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) refusal_slots: usize,
+    pub(crate) refusal_wait: Duration,
+    pub(crate) cap_retry: Duration,
     #[cfg(feature = "redis")]
     pub(crate) redis_url: Option<String>,
     pub(crate) session_idle_timeout: Duration,
@@ -142,6 +161,9 @@ impl Default for Config {
             listen_backlog: LISTEN_BACKLOG,
             max_connections: fd_limit().saturating_sub(FD_MARGIN).max(1),
             shutdown_grace: SHUTDOWN_GRACE,
+            refusal_slots: REFUSAL_SLOTS,
+            refusal_wait: REFUSAL_WAIT,
+            cap_retry: CAP_RETRY,
             #[cfg(feature = "redis")]
             redis_url: None,
             session_idle_timeout: SESSION_IDLE_TIMEOUT,
@@ -191,6 +213,9 @@ settings! {
     listen_backlog: i32, with_listen_backlog, "[`LISTEN_BACKLOG`]";
     max_connections: usize, with_max_connections, "the connection cap (default: the open-file limit less [`FD_MARGIN`]); beyond it, new connections get 503 with `Retry-After` and are closed";
     shutdown_grace: Duration, with_shutdown_grace, "[`SHUTDOWN_GRACE`]";
+    refusal_slots: usize, with_refusal_slots, "[`REFUSAL_SLOTS`] (0 refuses every connection past the cap with 503 at once)";
+    refusal_wait: Duration, with_refusal_wait, "[`REFUSAL_WAIT`]";
+    cap_retry: Duration, with_cap_retry, "[`CAP_RETRY`]";
     session_idle_timeout: Duration, with_session_idle_timeout, "[`SESSION_IDLE_TIMEOUT`]";
     max_sessions: usize, with_max_sessions, "[`MAX_SESSIONS`]";
     session_bytes: usize, with_session_bytes, "[`SESSION_BYTES`]";

@@ -59,8 +59,15 @@ impl Stats {
             &mut out,
             "house_connections_refused_total",
             "counter",
-            "Connections refused with 503 at the connection cap.",
+            "Connections refused at the connection cap (503, or a retry: for event streams).",
             self.connections_refused,
+        );
+        single(
+            &mut out,
+            "house_streams_deferred_total",
+            "counter",
+            "Event streams refused at the connection cap with a retry: that brings them back.",
+            self.streams_deferred,
         );
         single(
             &mut out,

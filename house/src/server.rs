@@ -36,6 +36,7 @@ use crate::config::Config;
 use crate::conn::{AfterFlush, Conn, Exchange};
 use crate::error::Error;
 use crate::hub::{Hub, PublishError, Remote};
+use crate::jitter::Jitter;
 use crate::printable::Printable;
 use crate::route::{Route, Routes};
 use crate::session::Sessions;
@@ -51,6 +52,9 @@ const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 /// The first connection token; tokens only go up, so a stale one never names a new connection.
 const FIRST_CONN: usize = 2;
+/// The first token of connections held past the cap (see `accept.rs`): a range of its own, so
+/// one comparison tells them from connections.
+const FIRST_REFUSAL: usize = 1 << (usize::BITS - 1);
 
 /// Readiness events taken from the poll per turn.
 const EVENTS_PER_TURN: usize = 1024;
@@ -152,6 +156,11 @@ pub struct Server {
     config: Config,
     conns: HashMap<Token, Conn>,
     next_token: usize,
+    /// Connections past the cap, held until their request head says how to refuse them.
+    refusals: HashMap<Token, accept::Refusal>,
+    next_refusal: usize,
+    /// Spreads the `retry:` times told to refused streams.
+    jitter: Jitter,
     /// Connections with output queued this turn, flushed once at the end of the turn.
     dirty: Dirty,
     scratch: Vec<u8>,
@@ -214,6 +223,9 @@ impl Server {
             config,
             conns: HashMap::new(),
             next_token: FIRST_CONN,
+            refusals: HashMap::new(),
+            next_refusal: FIRST_REFUSAL,
+            jitter: Jitter::new(),
             dirty: Dirty::default(),
             scratch: vec![0; READ_CHUNK],
             accept_paused_until: None,
@@ -306,6 +318,7 @@ impl Server {
                 match event.token() {
                     LISTENER => self.accept(),
                     WAKER => self.drain_commands(),
+                    token if token.0 >= FIRST_REFUSAL => self.refusal_event(token),
                     token => self.conn_event(token, event),
                 }
             }
@@ -434,6 +447,9 @@ impl Server {
             let response = self.routes.refuse(&Error::Timeout, None);
             self.respond(token, response, Exchange::unparsed(started));
         }
+        for token in self.overdue_refusals(now) {
+            self.refuse(token);
+        }
         if due.resume_accepts {
             self.accept();
         }
@@ -450,6 +466,10 @@ impl Server {
         self.shutdown_deadline = Some(self.now + self.config.shutdown_grace());
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
+        }
+        let refusals: Vec<Token> = self.refusals.keys().copied().collect();
+        for token in refusals {
+            self.refuse(token);
         }
         // What was published before the shutdown still goes out.
         self.fan_out();

@@ -65,8 +65,11 @@ pub struct Stats {
     pub sessions: u64,
     /// Connections accepted.
     pub connections_accepted: u64,
-    /// Connections refused with 503 at the connection cap.
+    /// Connections refused at the connection cap (503, or for event streams a `retry:`).
     pub connections_refused: u64,
+    /// Event streams refused at the connection cap with a `retry:` that brings their
+    /// `EventSource` back later (they count in `connections_refused` too).
+    pub streams_deferred: u64,
     /// Times accepting paused because the process ran out of file descriptors.
     pub accept_backoffs: u64,
     /// Responses by status class: index 0 counts 1xx, 1 counts 2xx, … 4 counts 5xx. A stream
@@ -99,6 +102,7 @@ impl Stats {
         sessions: 0,
         connections_accepted: 0,
         connections_refused: 0,
+        streams_deferred: 0,
         accept_backoffs: 0,
         requests: [0; 5],
         events_published: 0,

@@ -1,8 +1,10 @@
-//! Stage: accepting connections, refusing them at the connection cap, and pausing while the
-//! process is out of file descriptors.
+//! Stage: accepting connections, refusing them at the connection cap (an `EventSource` with a
+//! `retry:` that brings it back later, anything else with 503), and pausing while the process
+//! is out of file descriptors.
 
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use mio::net::{TcpListener, TcpStream};
 use mio::{Interest, Token};
@@ -12,6 +14,7 @@ use crate::config::ACCEPT_BACKOFF;
 use crate::conn::{interrupted, would_block, Conn};
 use crate::cors::Cors;
 use crate::response::{Response, Status};
+use crate::sse::{stream_head, stream_response};
 
 impl Server {
     /// Accepts until `WouldBlock`, or until out of file descriptors.
@@ -44,8 +47,13 @@ impl Server {
 
     fn admit(&mut self, mut socket: TcpStream, peer: SocketAddr) {
         if self.conns.len() >= self.config.max_connections() || self.shutdown_deadline.is_some() {
+            if self.shutdown_deadline.is_none() && self.refusals.len() < self.config.refusal_slots()
+            {
+                self.hold_refusal(socket, peer);
+                return;
+            }
             // Best effort: the socket is new, so this small write fits its send buffer.
-            let _ = socket.write(&at_capacity(self.config.cors()));
+            let _ = socket.write(&at_capacity(self.config.cors(), None));
             self.stats.connections_refused += 1;
             log::debug!("{peer}: refused at the connection cap");
             return;
@@ -67,9 +75,148 @@ impl Server {
     }
 }
 
-/// The answer to a connection refused at the connection cap (or during shutdown). No request
-/// was read, so its origin is unknown: only a CORS setting for any origin can label it.
-fn at_capacity(cors: Option<&Cors>) -> Vec<u8> {
+impl Server {
+    /// Keeps a connection past the cap just long enough to read its request head, so that an
+    /// `EventSource` can be told to come back later instead of being failed for good.
+    fn hold_refusal(&mut self, mut socket: TcpStream, peer: SocketAddr) {
+        let token = Token(self.next_refusal);
+        self.next_refusal += 1;
+        if let Err(err) = self
+            .poll
+            .registry()
+            .register(&mut socket, token, Interest::READABLE)
+        {
+            log::warn!("{peer}: could not register the connection: {err}");
+            return;
+        }
+        let deadline = self.now + self.config.refusal_wait();
+        self.refusals.insert(
+            token,
+            Refusal {
+                socket,
+                peer,
+                head: Vec::new(),
+                deadline,
+            },
+        );
+    }
+
+    /// Reads what a connection past the cap sent; once its head is in (or it sent too much),
+    /// answers and closes it.
+    pub(super) fn refusal_event(&mut self, token: Token) {
+        let Some(refusal) = self.refusals.get_mut(&token) else {
+            return;
+        };
+        let mut chunk = [0u8; 1024];
+        loop {
+            let want = (REFUSAL_HEAD - refusal.head.len()).min(chunk.len());
+            match refusal.socket.read(&mut chunk[..want]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    refusal.head.extend_from_slice(&chunk[..n]);
+                    if refusal.head.len() >= REFUSAL_HEAD {
+                        break;
+                    }
+                }
+                Err(err) if would_block(&err) => {
+                    if refusal.head_complete() {
+                        break;
+                    }
+                    return;
+                }
+                Err(err) if interrupted(&err) => {}
+                Err(_) => break,
+            }
+        }
+        self.refuse(token);
+    }
+
+    /// Answers a connection past the cap and closes it: an event stream gets a spread-out
+    /// `retry:` (see [`CAP_RETRY`](crate::limits::CAP_RETRY)), anything else the 503.
+    pub(super) fn refuse(&mut self, token: Token) {
+        let Some(mut refusal) = self.refusals.remove(&token) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut refusal.socket);
+        let head = RefusedHead::parse(&refusal.head);
+        let origin = head.as_ref().and_then(|h| h.origin.as_deref());
+        let answer = if head.as_ref().is_some_and(|h| h.wants_stream) {
+            let retry = self.config.cap_retry();
+            let retry = self.jitter.between(retry, retry * 2);
+            let mut response = stream_response();
+            if let Some(cors) = self.config.cors() {
+                response = cors.apply(response, origin);
+            }
+            self.stats.streams_deferred += 1;
+            stream_head(&response, Some(retry))
+        } else {
+            at_capacity(self.config.cors(), origin)
+        };
+        // Best effort: the socket is new, so this small write fits its send buffer.
+        let _ = refusal.socket.write(&answer);
+        self.stats.connections_refused += 1;
+        log::debug!("{}: refused at the connection cap", refusal.peer);
+    }
+
+    /// The connections past the cap whose head did not come in time, at `now`.
+    pub(super) fn overdue_refusals(&self, now: Instant) -> Vec<Token> {
+        self.refusals
+            .iter()
+            .filter(|(_, refusal)| now >= refusal.deadline)
+            .map(|(&token, _)| token)
+            .collect()
+    }
+}
+
+/// Bytes of a refused connection's request read at most: enough for a browser's head.
+const REFUSAL_HEAD: usize = 8 * 1024;
+
+/// A connection past the connection cap, held only until its request head is read.
+#[derive(Debug)]
+pub(super) struct Refusal {
+    socket: TcpStream,
+    peer: SocketAddr,
+    head: Vec<u8>,
+    deadline: Instant,
+}
+
+impl Refusal {
+    fn head_complete(&self) -> bool {
+        self.head.windows(4).any(|w| w == b"\r\n\r\n")
+    }
+}
+
+/// What a refusal needs from a request head.
+struct RefusedHead {
+    /// A `GET` that accepts `text/event-stream`, as every `EventSource` sends.
+    wants_stream: bool,
+    origin: Option<String>,
+}
+
+impl RefusedHead {
+    fn parse(bytes: &[u8]) -> Option<RefusedHead> {
+        let mut headers = [httparse::EMPTY_HEADER; 64];
+        let mut request = httparse::Request::new(&mut headers);
+        request.parse(bytes).ok()?.is_complete().then_some(())?;
+        let header = |name: &str| {
+            request
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case(name))
+                .and_then(|h| std::str::from_utf8(h.value).ok())
+        };
+        let wants_stream = request.method == Some("GET")
+            && header("accept").is_some_and(|accept| accept.contains("text/event-stream"));
+        Some(RefusedHead {
+            wants_stream,
+            origin: header("origin").map(str::to_owned),
+        })
+    }
+}
+
+/// The answer to a connection refused at the connection cap (or during shutdown). Without a
+/// request read, its origin is unknown: only a CORS setting for any origin can label it.
+fn at_capacity(cors: Option<&Cors>, origin: Option<&str>) -> Vec<u8> {
     let mut out = Vec::with_capacity(256);
     let response = Response::error(
         Status::SERVICE_UNAVAILABLE,
@@ -77,7 +224,7 @@ fn at_capacity(cors: Option<&Cors>) -> Vec<u8> {
     )
     .with_header("Retry-After", "1");
     let response = match cors {
-        Some(cors) => cors.apply(response, None),
+        Some(cors) => cors.apply(response, origin),
         None => response,
     };
     response.write_to(&mut out, true);
