@@ -253,7 +253,7 @@ mod tests {
 
     #[test]
     fn the_refusal_says_its_length() {
-        let text = String::from_utf8(at_capacity(None)).unwrap();
+        let text = String::from_utf8(at_capacity(None, None)).unwrap();
         let (head, body) = text.split_once("\r\n\r\n").unwrap();
         assert_eq!(
             body,
