@@ -94,9 +94,35 @@ pub const MAX_SESSIONS: usize = 100_000;
 /// `SessionError::TooLarge` and changes nothing.
 pub const SESSION_BYTES: usize = 16 * 1024;
 
-/// Most client addresses whose rate limits are remembered (for requests without a session).
-/// Past it the least recently limited address is forgotten, and its limits start afresh.
+/// Most client addresses whose rate limits are remembered (their share of every limit, the
+/// budget of their requests without a session, and of their new sessions). Past it the least
+/// recently limited address is forgotten, and its limits start afresh.
 pub const MAX_LIMITED_ADDRS: usize = 100_000;
+
+/// How many sessions' worth of each rate limit one client address may use in all.
+///
+/// [`Session::rate_limit`](crate::Session::rate_limit)`("send", 5, 10 s)` lets each session
+/// send 5 per 10 s, and an address 4 × 5 = 20 per 10 s together, whatever sessions it presents
+/// (requests without a session from that address count too, and share one session-sized
+/// budget among themselves). Past it → 429 with `Retry-After` for every client at that address
+/// until its bucket refills. So replaying or rotating session cookies gains nothing beyond this
+/// multiple.
+///
+/// The trade-off: clients behind one NAT (an office, a mobile carrier) or one reverse proxy
+/// share an address, so up to this many of them get their full rate and more share it. Raise it
+/// where many users come from one address; behind a proxy every client has the proxy's address.
+pub const ADDR_RATE_MULTIPLE: u32 = 4;
+
+/// Most sessions one client address may start per [`NEW_SESSIONS_WINDOW`]: a burst of this
+/// many, then one more every window / this. Past it, the handler's `Session::insert` that would
+/// start one fails with `SessionError::RateLimited` (a 429 with `Retry-After` if the handler
+/// returns it) and nothing is stored; sessions that exist are not affected. A client that keeps
+/// no cookie jar (curl, a cron job) would otherwise start a session with every write. Clients
+/// behind one NAT share it, as for [`ADDR_RATE_MULTIPLE`].
+pub const NEW_SESSIONS_PER_ADDR: u32 = 60;
+
+/// The window of [`NEW_SESSIONS_PER_ADDR`].
+pub const NEW_SESSIONS_WINDOW: Duration = Duration::from_secs(60);
 
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "house_session";
@@ -137,6 +163,9 @@ pub struct Config {
     pub(crate) max_sessions: usize,
     pub(crate) session_bytes: usize,
     pub(crate) max_limited_addrs: usize,
+    pub(crate) addr_rate_multiple: u32,
+    pub(crate) new_sessions_per_addr: u32,
+    pub(crate) new_sessions_window: Duration,
     pub(crate) session_secure: bool,
     pub(crate) session_cookie: Cow<'static, str>,
     pub(crate) cors: Option<Cors>,
@@ -170,6 +199,9 @@ impl Default for Config {
             max_sessions: MAX_SESSIONS,
             session_bytes: SESSION_BYTES,
             max_limited_addrs: MAX_LIMITED_ADDRS,
+            addr_rate_multiple: ADDR_RATE_MULTIPLE,
+            new_sessions_per_addr: NEW_SESSIONS_PER_ADDR,
+            new_sessions_window: NEW_SESSIONS_WINDOW,
             session_secure: false,
             session_cookie: Cow::Borrowed(SESSION_COOKIE),
             cors: None,
@@ -220,6 +252,9 @@ settings! {
     max_sessions: usize, with_max_sessions, "[`MAX_SESSIONS`]";
     session_bytes: usize, with_session_bytes, "[`SESSION_BYTES`]";
     max_limited_addrs: usize, with_max_limited_addrs, "[`MAX_LIMITED_ADDRS`]";
+    addr_rate_multiple: u32, with_addr_rate_multiple, "[`ADDR_RATE_MULTIPLE`] (saturating; `u32::MAX` in effect lifts the address budget, 0 refuses every rate-limited request)";
+    new_sessions_per_addr: u32, with_new_sessions_per_addr, "[`NEW_SESSIONS_PER_ADDR`] (0 lets no client start a session)";
+    new_sessions_window: Duration, with_new_sessions_window, "[`NEW_SESSIONS_WINDOW`]";
     session_secure: bool, with_session_secure, "whether the session cookie is `Secure` (default `false`; set it when clients reach the server over HTTPS, through a TLS proxy)";
     presence: bool, with_presence, "whether streams announce themselves (default `false`): when a stream joins or leaves channel `room`, an event `join` or `leave` with data `{\"count\":N}` (the channel's subscribers on this server, after the change) is published to `room/presence`; channels whose names end in `/presence` announce nothing";
 }

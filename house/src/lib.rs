@@ -164,7 +164,7 @@ pub use error::{status_for, Error};
 pub use guard::{Bearer, BearerTokens, FromRequest, SessionUser};
 pub use house_macros::{catcher, closing_handler, stream_handler, FromParam, Validate};
 pub use hub::{ChannelInfo, Hub, JoinError, PublishError, Published};
-pub use limit::RateLimited;
+pub use limit::{LimitScope, RateLimited};
 pub use metrics::metrics_route;
 pub use param::{Bounded, FromParam, JsonParam, ParamError};
 pub use printable::Printable;
@@ -183,9 +183,10 @@ pub use stats::{DropReason, Stats};
 /// Limits and their defaults.
 pub mod limits {
     pub use crate::config::{
-        ACCEPT_BACKOFF, CAP_RETRY, FD_MARGIN, HEARTBEAT_INTERVAL, HISTORY_BYTES, HISTORY_EVENTS,
-        HISTORY_TTL, KEEP_ALIVE_TIMEOUT, LISTEN_BACKLOG, MAX_HEADERS, MAX_LIMITED_ADDRS,
-        MAX_REQUEST_AGE, MAX_REQUEST_SIZE, MAX_SESSIONS, REFUSAL_SLOTS, REFUSAL_WAIT, RETRY_HINT,
+        ACCEPT_BACKOFF, ADDR_RATE_MULTIPLE, CAP_RETRY, FD_MARGIN, HEARTBEAT_INTERVAL,
+        HISTORY_BYTES, HISTORY_EVENTS, HISTORY_TTL, KEEP_ALIVE_TIMEOUT, LISTEN_BACKLOG,
+        MAX_HEADERS, MAX_LIMITED_ADDRS, MAX_REQUEST_AGE, MAX_REQUEST_SIZE, MAX_SESSIONS,
+        NEW_SESSIONS_PER_ADDR, NEW_SESSIONS_WINDOW, REFUSAL_SLOTS, REFUSAL_WAIT, RETRY_HINT,
         SESSION_BYTES, SESSION_COOKIE, SESSION_IDLE_TIMEOUT, SHUTDOWN_GRACE, STREAM_SEND_BUFFER,
         SUBSCRIBER_QUEUE_CAP, WRITE_TIMEOUT,
     };

@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use crate::limit::LimitScope;
 use crate::request::Methods;
 use crate::response::{Response, Status};
 use crate::route::Route;
@@ -120,6 +121,20 @@ impl Stats {
                 self.dropped(reason)
             );
         }
+        family(
+            &mut out,
+            "house_rate_limited_total",
+            "counter",
+            "Refusals by rate limits (429), by the budget that refused: a session's, the shared one of requests without a session from one address, an address's, or new sessions per address.",
+        );
+        for scope in LimitScope::ALL {
+            let _ = writeln!(
+                out,
+                "house_rate_limited_total{{limit=\"{}\"}} {}",
+                scope.label(),
+                self.rate_limited(scope)
+            );
+        }
         single(
             &mut out,
             "house_replays_total",
@@ -187,6 +202,7 @@ mod tests {
         stats.count_response(Status::OK);
         stats.count_response(Status::NOT_FOUND);
         stats.count_drop(DropReason::SlowConsumer);
+        stats.rate_limits_refused[LimitScope::Address.index()] = 3;
         let text = stats.to_prometheus();
         assert!(
             text.contains(
@@ -198,6 +214,9 @@ mod tests {
             "house_requests_total{class=\"2xx\"} 1\nhouse_requests_total{class=\"3xx\"} 0\n"
         ));
         assert!(text.contains("house_subscribers_dropped_total{reason=\"slow_consumer\"} 1\n"));
+        assert!(text.contains(
+            "house_rate_limited_total{limit=\"session\"} 0\nhouse_rate_limited_total{limit=\"no_session\"} 0\nhouse_rate_limited_total{limit=\"address\"} 3\nhouse_rate_limited_total{limit=\"new_session\"} 0\n"
+        ));
         assert!(text.ends_with("house_heartbeats_total 0\n"));
     }
 }

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::limit::{AddrLimits, Limiter, RateLimited};
+use crate::limit::{AddrLimits, LimitScope, Limiter, Rate, RateLimited};
 use crate::lru::Lru;
 use crate::request::Request;
 use crate::response::{IntoResponse, Response, Status};
@@ -77,6 +77,9 @@ struct Settings {
     secure: bool,
     idle_timeout: Duration,
     max_bytes: usize,
+    addr_rate_multiple: u32,
+    new_sessions_per_addr: u32,
+    new_sessions_window: Duration,
 }
 
 /// One session on the server.
@@ -90,11 +93,13 @@ struct Entry {
     last_used: Instant,
 }
 
-/// Every session of a server, and the rate limits of clients without one.
+/// Every session of a server, and the rate limits of client addresses.
 pub(crate) struct Sessions {
     entries: Lru<Token, Entry>,
     addr_limits: AddrLimits,
     settings: Settings,
+    /// Refusals by rate limits, by [`LimitScope`] in the order of `LimitScope::ALL`.
+    refused: [u64; 4],
 }
 
 // Values are private to their clients: show counts only.
@@ -117,8 +122,55 @@ impl Sessions {
                 secure: config.session_secure(),
                 idle_timeout: config.session_idle_timeout(),
                 max_bytes: config.session_bytes(),
+                addr_rate_multiple: config.addr_rate_multiple(),
+                new_sessions_per_addr: config.new_sessions_per_addr(),
+                new_sessions_window: config.new_sessions_window(),
             },
+            refused: [0; 4],
         }
+    }
+
+    /// Refusals by rate limits so far, by [`LimitScope`] in the order of `LimitScope::ALL`.
+    pub(crate) fn refused(&self) -> [u64; 4] {
+        self.refused
+    }
+
+    /// Counts one request against `rate` in session `token`'s bucket (without a live session,
+    /// in the bucket of requests without one from `peer`) and in `peer`'s share.
+    fn check_rate(
+        &mut self,
+        token: Option<Token>,
+        peer: Option<IpAddr>,
+        rate: Rate<'_>,
+        now: Instant,
+    ) -> Result<(), RateLimited> {
+        let shared = rate.limit.saturating_mul(self.settings.addr_rate_multiple);
+        let session = token
+            .and_then(|token| self.entries.get_mut(&token))
+            .map(|entry| &mut entry.limits);
+        let result = self
+            .addr_limits
+            .check_nested(peer, session, rate, shared, now);
+        if let Err(refused) = &result {
+            self.refused[refused.scope().index()] += 1;
+        }
+        result
+    }
+
+    /// Counts one new session from `peer` against the budget of new sessions per address.
+    fn check_new_session(&mut self, peer: Option<IpAddr>, now: Instant) -> Result<(), RateLimited> {
+        let rate = Rate {
+            name: "new sessions",
+            limit: self.settings.new_sessions_per_addr,
+            window: self.settings.new_sessions_window,
+        };
+        let result = self
+            .addr_limits
+            .check(peer, LimitScope::NewSession, rate, now);
+        if result.is_err() {
+            self.refused[LimitScope::NewSession.index()] += 1;
+        }
+        result
     }
 
     /// Live sessions (expired ones count until the next sweep removes them).
@@ -384,17 +436,29 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Counts this request against the limit `name`: at most `limit` requests per `window`,
-    /// per session, or per client address when the request has no session. Over the limit,
-    /// `Err` with a [`RateLimited`], whose response is `429 Too Many Requests` with
-    /// `Retry-After`.
+    /// Counts this request against the limit `name`: at most `limit` requests per `window`
+    /// per session, and [`ADDR_RATE_MULTIPLE`](crate::limits::ADDR_RATE_MULTIPLE) (4) times
+    /// that per client address, over all its sessions. Over either, `Err` with a
+    /// [`RateLimited`], whose response is `429 Too Many Requests` with `Retry-After`; a refused
+    /// request counts against neither.
     ///
-    /// The limit is a token bucket: a burst of `limit` requests passes, then one more every
+    /// Each limit is a token bucket: a burst of `limit` requests passes, then one more every
     /// `window / limit`; its state is dropped once the bucket is full again, so it costs memory
-    /// only while a client is being limited. A client without a session is known by its IP
-    /// address (its /64 network for IPv6), which clients behind one NAT share; at most
-    /// [`MAX_LIMITED_ADDRS`](crate::limits::MAX_LIMITED_ADDRS) addresses are remembered, the
-    /// least recently limited forgotten first. Rate limiting does not create a session.
+    /// only while a client is being limited.
+    ///
+    /// - **Nested.** A session's bucket sits inside its address's, so a client that replays or
+    ///   rotates session cookies gets no more than the address's budget, however many
+    ///   sessions it holds. Clients behind one NAT or proxy share that budget: see
+    ///   [`ADDR_RATE_MULTIPLE`](crate::limits::ADDR_RATE_MULTIPLE) for the trade-off and
+    ///   [`Config::with_addr_rate_multiple`] to change it.
+    /// - **Without a session** the request is charged to its address: all requests without a
+    ///   session from one address share one session-sized bucket (inside the address's).
+    ///   Rate limiting never creates a session.
+    /// - **Addresses.** A client is known by its IP address (its /64 network for IPv6); at
+    ///   most [`MAX_LIMITED_ADDRS`](crate::limits::MAX_LIMITED_ADDRS) addresses are
+    ///   remembered, the least recently limited forgotten first.
+    ///
+    /// Refusals are counted by [`LimitScope`] in [`Stats::rate_limited`](crate::Stats::rate_limited).
     ///
     /// # Examples
     /// ```
@@ -414,14 +478,16 @@ impl<'a> Session<'a> {
         limit: u32,
         window: Duration,
     ) -> Result<(), RateLimited> {
-        let now = self.now;
-        if let Some(entry) = self.entry_mut() {
-            return entry.limits.check(name, limit, window, now);
-        }
-        let peer = self.peer;
-        self.sessions_mut()
-            .addr_limits
-            .check(peer, name, limit, window, now)
+        let rate = Rate {
+            name,
+            limit,
+            window,
+        };
+        // A live session is used (its idle time restarts); a gone one counts as none.
+        let live = self.entry_mut().is_some();
+        let token = self.token.filter(|_| live);
+        let (peer, now) = (self.peer, self.now);
+        self.sessions_mut().check_rate(token, peer, rate, now)
     }
 
     /// Finishes the request's use of the session: its idle time restarts if the handler used
@@ -450,8 +516,11 @@ impl<'a> Session<'a> {
         if !self.may_create {
             return Err(SessionError::InStream);
         }
-        let now = self.now;
+        let (peer, now) = (self.peer, self.now);
         let store = self.sessions_mut();
+        store
+            .check_new_session(peer, now)
+            .map_err(SessionError::RateLimited)?;
         // A repeat of 128 random bits will not happen, but must not hand over a session if it did.
         let mut token = Token::random()?;
         while store.entries.get(&token).is_some() {
@@ -506,8 +575,8 @@ fn type_name<T>() -> &'static str {
     std::any::type_name::<T>()
 }
 
-/// Why [`Session::insert`] failed. As a response it is a 500: each is a fault of the server or
-/// of the handler, not of the client.
+/// Why [`Session::insert`] failed. As a response it is a 500, a fault of the server or of the
+/// handler, except [`RateLimited`](Self::RateLimited), which is the client's: a 429.
 #[derive(Debug)]
 #[non_exhaustive]
 pub enum SessionError {
@@ -522,6 +591,11 @@ pub enum SessionError {
     InStream,
     /// The operating system's random number generator failed.
     Random,
+    /// Starting a session was refused: the client's address has started
+    /// [`NEW_SESSIONS_PER_ADDR`](crate::limits::NEW_SESSIONS_PER_ADDR) sessions within
+    /// [`NEW_SESSIONS_WINDOW`](crate::limits::NEW_SESSIONS_WINDOW). As a response, `429 Too
+    /// Many Requests` with `Retry-After`.
+    RateLimited(RateLimited),
 }
 
 impl fmt::Display for SessionError {
@@ -533,6 +607,7 @@ impl fmt::Display for SessionError {
             }
             SessionError::InStream => f.write_str("a stream handler cannot start a session"),
             SessionError::Random => f.write_str("no random bytes for a session token"),
+            SessionError::RateLimited(refused) => fmt::Display::fmt(refused, f),
         }
     }
 }
@@ -541,6 +616,7 @@ impl std::error::Error for SessionError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             SessionError::Serialize(err) => Some(err),
+            SessionError::RateLimited(refused) => Some(refused),
             _ => None,
         }
     }
@@ -548,6 +624,9 @@ impl std::error::Error for SessionError {
 
 impl IntoResponse for SessionError {
     fn into_response(self) -> Response {
+        if let SessionError::RateLimited(refused) = self {
+            return refused.into_response();
+        }
         log::warn!("{self}");
         Response::error(
             Status::INTERNAL_SERVER_ERROR,

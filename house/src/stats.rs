@@ -1,6 +1,7 @@
 //! Counters and gauges the event loop keeps as plain integers on its own thread, and the
 //! snapshot other threads read.
 
+use crate::limit::LimitScope;
 use crate::response::Status;
 
 /// Why a stream subscriber left.
@@ -89,6 +90,10 @@ pub struct Stats {
     pub gap_signals: u64,
     /// Heartbeat comments written to idle streams.
     pub heartbeats: u64,
+    /// Refusals by rate limits (429), by [`LimitScope`] in the order of [`LimitScope::ALL`]:
+    /// requests refused by their session's budget, by the budget of requests without a session,
+    /// by their address's budget, and sessions refused at the budget of new sessions.
+    pub rate_limits_refused: [u64; 4],
 }
 
 impl Stats {
@@ -112,6 +117,7 @@ impl Stats {
         replays: 0,
         gap_signals: 0,
         heartbeats: 0,
+        rate_limits_refused: [0; 4],
     };
 
     pub(crate) fn count_response(&mut self, status: Status) {
@@ -121,6 +127,11 @@ impl Stats {
 
     pub(crate) fn count_drop(&mut self, reason: DropReason) {
         self.subscribers_dropped[reason.index()] += 1;
+    }
+
+    /// Refusals by rate limits in `scope`.
+    pub fn rate_limited(&self, scope: LimitScope) -> u64 {
+        self.rate_limits_refused[scope.index()]
     }
 
     /// Streams dropped for `reason`.

@@ -222,5 +222,6 @@ impl Server {
         self.stats.subscribers = self.hub.subscriptions() as u64;
         self.stats.events_published = self.hub.published();
         self.stats.sessions = self.sessions.len() as u64;
+        self.stats.rate_limits_refused = self.sessions.refused();
     }
 }
