@@ -1,17 +1,18 @@
 //! Sessions over real sockets: the cookie's exact attributes, token length and uniqueness,
-//! nothing created by reads, expiry, forged cookies, typed values, eviction, logging out.
+//! nothing created by reads or by rate-limited writes without a cookie, expiry, forged
+//! cookies, typed values, eviction, logging out, and the budget of new sessions per address.
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
 use std::collections::HashSet;
 use std::io::Write;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use house::{
-    closing_handler, routes, stream_handler, Config, Json, Response, Route, Session, Status,
-    Subscribe,
+    closing_handler, routes, stream_handler, Config, Event, Hub, IntoResponse, Json, RateLimited,
+    Response, Route, Session, SessionError, Status, Subscribe,
 };
 use serde::{Deserialize, Serialize};
 use support::*;
@@ -79,14 +80,53 @@ fn feed(session: &mut Session) -> Subscribe {
     Subscribe::to(format!("{name} refused={refused}"))
 }
 
+/// Starts (or updates) a session; a refused start answers its 429.
+#[closing_handler(methods = [POST])]
+fn start_session(session: &mut Session) -> Result<&'static str, SessionError> {
+    session.insert("started", &true)?;
+    Ok("started")
+}
+
+/// A write that needs only a limiter: publishes to `room`, counted per session or address.
+#[closing_handler(methods = [POST])]
+fn publish(#[param(max = 32)] room: String, session: &mut Session, hub: &mut Hub) -> Response {
+    if let Err(refused) = session.rate_limit("publish", 1000, Duration::from_secs(60)) {
+        return refused.into_response();
+    }
+    match hub.publish(&room, Event::new("x")) {
+        Ok(_) => Response::text(Status::OK, "published"),
+        Err(err) => err.into_response(),
+    }
+}
+
+/// Like the chat's send: limited, and it remembers something in the session, which is a
+/// nicety, so a refused new session does not fail the request.
+#[closing_handler(methods = [POST])]
+fn say(session: &mut Session) -> Result<&'static str, RateLimited> {
+    session.rate_limit("say", 1000, Duration::from_secs(60))?;
+    let _ = session.insert("said", &true);
+    Ok("said")
+}
+
 fn all_routes() -> Vec<Route> {
-    let mut routes = routes![login, whoami, number, logout, theme, feed];
+    let mut routes = routes![
+        login,
+        whoami,
+        number,
+        logout,
+        theme,
+        feed,
+        start_session,
+        publish,
+        say
+    ];
     // Reads the session and reports how many sessions the server holds.
     routes.push(Route::closing("/sessions", |ctx| {
         let _: Option<String> = ctx.session.get("name");
         ctx.stats.sessions.to_string()
     }));
     routes.push(count_route());
+    routes.push(house::metrics_route("/metrics"));
     routes
 }
 
@@ -173,7 +213,8 @@ fn cookie_attributes_are_exact() {
 
 #[test]
 fn tokens_are_long_and_unique() {
-    let server = start(Config::default());
+    // One address starts them all: lift its budget of new sessions.
+    let server = start(Config::default().with_new_sessions_per_addr(1000));
     let mut stream = server.connect();
     let mut tokens = HashSet::new();
     for _ in 0..10 {
@@ -365,4 +406,112 @@ fn handler_cookies_stay_beside_the_session_cookie() {
     assert_eq!(cookies.len(), 2, "{response}");
     assert_eq!(cookies[0], "theme=dark; Path=/");
     assert!(cookies[1].starts_with("house_session="));
+}
+
+/// `count` copies of `POST target` without a cookie, pipelined on one connection from
+/// `127.0.0.{host}`; the responses in order.
+fn pipeline(server: &TestServer, host: u8, target: &str, count: usize) -> Vec<String> {
+    let mut stream = connect_from(server, host);
+    let request = format!("POST {target} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    let last = format!(
+        "POST {target} HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+    );
+    let requests = request.repeat(count - 1) + &last;
+    stream.write_all(requests.as_bytes()).unwrap();
+    let text = read_to_close(&mut stream);
+    let responses: Vec<String> = text
+        .split("HTTP/1.1 ")
+        .skip(1)
+        .map(|r| format!("HTTP/1.1 {r}"))
+        .collect();
+    assert_eq!(responses.len(), count, "{text}");
+    responses
+}
+
+/// A connection from the loopback address `127.0.0.{host}` (std cannot bind a client socket
+/// before connecting; `socket2` can).
+fn connect_from(server: &TestServer, host: u8) -> TcpStream {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    let local: SocketAddr = ([127, 0, 0, host], 0).into();
+    socket.bind(&local.into()).unwrap();
+    socket.connect(&server.addr.into()).unwrap();
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(PATIENCE)).unwrap();
+    stream
+}
+
+/// The value of `house_rate_limited_total{limit="new_session"}`.
+fn sessions_refused(server: &TestServer) -> u64 {
+    let metrics = server.get("/metrics");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("house_rate_limited_total{limit=\"new_session\"} "))
+        .unwrap_or_else(|| panic!("no new_session refusals in {metrics}"))
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn limited_writes_without_a_cookie_start_no_session() {
+    let server = start(Config::default());
+    let mut room = subscribe(&server, "/feed");
+    for response in pipeline(&server, 1, "/publish?room=anonymous%20refused%3Dtrue", 300) {
+        assert_eq!(body_of(&response), "published", "{response}");
+        assert!(set_cookies(&response).is_empty(), "{response}");
+    }
+    // The writes happened (the stream got all 300), and no session was started for them.
+    read_until_count(&mut room, &mut Vec::new(), "data: x\n", 300);
+    assert_eq!(sessions_gauge(&server), 0);
+    assert_eq!(sessions_refused(&server), 0);
+}
+
+#[test]
+fn new_sessions_per_address_are_capped_and_counted() {
+    let server = start(Config::default().with_new_sessions_per_addr(5));
+    let responses = pipeline(&server, 1, "/start-session", 20);
+    let cookies: Vec<String> = responses[..5].iter().map(|r| session_cookie(r)).collect();
+    for response in &responses[5..] {
+        assert_eq!(status_of(response), 429, "{response}");
+        assert!(response.contains("\r\nRetry-After: 12\r\n"), "{response}");
+        assert!(set_cookies(response).is_empty(), "{response}");
+        assert_eq!(
+            body_of(response),
+            "429 Too Many Requests: too many new sessions from this address (at most 5 per 60 s); \
+             retry in 12 s\n"
+        );
+    }
+    assert_eq!(sessions_gauge(&server), 5);
+    assert_eq!(sessions_refused(&server), 15);
+    // Sessions that exist are not affected.
+    let again = request(&server, "POST", "/start-session", Some(&cookies[0]));
+    assert_eq!(body_of(&again), "started", "{again}");
+    // A handler that only wishes to remember something still answers; nothing is stored.
+    for response in pipeline(&server, 1, "/say", 20) {
+        assert_eq!(body_of(&response), "said", "{response}");
+        assert!(set_cookies(&response).is_empty(), "{response}");
+    }
+    assert_eq!(sessions_gauge(&server), 5);
+    assert_eq!(sessions_refused(&server), 35);
+    // Another address has its own budget.
+    let other = pipeline(&server, 2, "/start-session", 1).remove(0);
+    assert_eq!(body_of(&other), "started", "{other}");
+    assert_eq!(sessions_gauge(&server), 6);
+}
+
+#[test]
+fn the_budget_of_new_sessions_refills() {
+    let config = Config::default()
+        .with_new_sessions_per_addr(2)
+        .with_new_sessions_window(Duration::from_millis(500));
+    let server = start(config);
+    let responses = pipeline(&server, 1, "/start-session", 3);
+    assert_eq!(status_of(&responses[1]), 200);
+    assert_eq!(status_of(&responses[2]), 429, "{}", responses[2]);
+    assert!(responses[2].contains("\r\nRetry-After: 1\r\n"));
+    // One more every 250 ms.
+    wait_for("a new session to be allowed again", || {
+        status_of(&pipeline(&server, 1, "/start-session", 1)[0]) == 200
+    });
+    assert_eq!(sessions_gauge(&server), 3);
 }
