@@ -6,9 +6,11 @@
 //! `/send-message`; the server checks the parameters and publishes each message
 //! to everyone in the room. It remembers the name each visitor chose in their session (the
 //! page asks `/me` for it and pre-fills it), and lets each session send at most 5 messages
-//! per 10 seconds (a client without a session is counted by its address); past that,
-//! `/send-message` answers `429 Too Many Requests` with `Retry-After`, and the page explains
-//! the wait.
+//! per 10 seconds, and each address 20 (4 sessions' worth, over all its sessions: new cookies
+//! buy nothing; clients without a session share one session's 5); past that, `/send-message`
+//! answers `429 Too Many Requests` with `Retry-After`, and the page explains the wait. A
+//! client that keeps no cookies (curl) starts a session only while its address has new
+//! sessions left (60 a minute); after that its messages still go out, and no name is kept.
 //!
 //! Without a browser:
 //!
@@ -19,7 +21,8 @@
 //! ```
 //!
 //! Flags: `--host ADDR` (default `127.0.0.1`), `--port N` (default `4242`; `0` picks a free
-//! port), `--rate N/SECONDS` (default `5/10`: messages each session may send per window),
+//! port), `--rate N/SECONDS` (default `5/10`: messages each session may send per window; an
+//! address may send 4 times that over all its sessions),
 //! `--redis URL` (with `--features redis`: several nodes share rooms through Redis; sessions
 //! stay in each node).
 //! The first line printed is `listening on http://ADDR/index`. Metrics for Prometheus are at
@@ -32,7 +35,8 @@ use std::time::Duration;
 
 use house::{
     closing_handler, files, routes, stream_handler, Config, Event, Handler, Hub, IntoResponse,
-    JoinError, Json, PublishError, Request, Response, Route, Server, Session, Subscribe,
+    JoinError, Json, PublishError, Request, Response, Route, Server, Session, SessionError,
+    Subscribe,
 };
 use serde::Serialize;
 
@@ -99,8 +103,12 @@ fn send_message(
 ) -> Result<&'static str, PublishError> {
     // Writing starts a session (and sets its cookie); skip the write when nothing changed.
     if session.get::<String>("name").as_deref() != Some(name.as_str()) {
-        if let Err(err) = session.insert("name", &name) {
-            log::warn!("could not remember the name: {err}");
+        match session.insert("name", &name) {
+            Ok(()) => {}
+            // A client without cookies, at its address's budget of new sessions: the message
+            // still goes out, and its name is not worth a session (nor a warning each time).
+            Err(SessionError::RateLimited(refused)) => log::debug!("name not kept: {refused}"),
+            Err(err) => log::warn!("could not remember the name: {err}"),
         }
     }
     hub.publish(&room, Event::json(&Chat { name, message }))?;
@@ -150,8 +158,10 @@ impl Rate {
     }
 }
 
-/// `route`, answering 429 past `rate` requests per session (or per address, without one).
-/// Every attempt counts, also one the parameter rules refuse, so nobody can probe freely.
+/// `route`, answering 429 past `rate` requests per session, or past
+/// [`ADDR_RATE_MULTIPLE`](house::limits::ADDR_RATE_MULTIPLE) times that per address over all
+/// its sessions (requests without a session share one `rate` per address). Every attempt
+/// counts, also one the parameter rules refuse, so nobody can probe freely.
 fn rate_limited(route: Route, rate: Rate) -> Route {
     let (path, name, methods) = (
         route.path().to_owned(),
@@ -190,7 +200,8 @@ const USAGE: &str = "usage: chat [--host ADDR] [--port N] [--rate N/SECONDS] [--
 
   --host ADDR       address to listen on (default 127.0.0.1)
   --port N          port to listen on (default 4242; 0 picks a free one)
-  --rate N/SECONDS  messages each session may send per window (default 5/10)
+  --rate N/SECONDS  messages each session may send per window (default 5/10); each
+                    address may send 4 times that, over all its sessions
   --redis URL       share rooms with other nodes through Redis, e.g. redis://127.0.0.1:6379
                     (needs `--features redis`)";
 

@@ -120,7 +120,8 @@
 //! [`Config`] setting: request size 64 KiB (413/414/431), request age 10 s (408), 64 headers
 //! (431), keep-alive idle 30 s, subscriber queue 1 MiB, write stall 30 s, heartbeat 15 s,
 //! history 256 events / 256 KiB per channel for 5 minutes, connections up to the open-file
-//! limit less 32.
+//! limit less 32; each address may use 4 sessions' worth of a rate limit and start 60
+//! sessions a minute (429).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]

@@ -129,8 +129,8 @@ impl fmt::Display for RateLimited {
             ),
             LimitScope::Address => write!(
                 f,
-                "too many `{}` requests from this address (at most {limit} per {window}, \
-                 shared by every session there); retry in {retry} s",
+                "too many `{}` requests from this address (at most {limit} per {window} for \
+                 everyone there); retry in {retry} s",
                 self.name
             ),
             LimitScope::NewSession => write!(
@@ -499,8 +499,8 @@ mod tests {
             .unwrap_err();
         assert_eq!(
             refused.to_string(),
-            "too many `send` requests from this address (at most 6 per 1 s, shared by every \
-             session there); retry in 1 s"
+            "too many `send` requests from this address (at most 6 per 1 s for everyone \
+             there); retry in 1 s"
         );
         // Another address has its own budget.
         let other = Some(IpAddr::from([10, 0, 0, 2]));

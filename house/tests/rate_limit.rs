@@ -250,8 +250,8 @@ fn assert_refused_by_address(response: &str) {
     assert_eq!(header(response, "Retry-After"), Some("8"), "{response}");
     assert_eq!(
         body_of(response),
-        "429 Too Many Requests: too many `note` requests from this address (at most 8 per 60 s, \
-         shared by every session there); retry in 8 s\n"
+        "429 Too Many Requests: too many `note` requests from this address (at most 8 per 60 s \
+         for everyone there); retry in 8 s\n"
     );
 }
 

@@ -153,11 +153,15 @@ fn metrics_endpoint_is_valid_prometheus_text() {
         0.0
     );
     assert!(value("house_written_bytes_total", None) > 0.0);
+    assert_eq!(
+        value("house_rate_limited_total", Some(("limit", "address"))),
+        0.0
+    );
     // Every family has HELP and TYPE.
     let families: std::collections::HashSet<_> =
         scrape.samples.iter().map(|s| s.metric.clone()).collect();
     for family in &families {
         assert!(scrape.docs.contains_key(family), "no HELP for {family}");
     }
-    assert_eq!(families.len(), 15, "{families:?}");
+    assert_eq!(families.len(), 16, "{families:?}");
 }
