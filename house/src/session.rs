@@ -268,6 +268,10 @@ enum Change {
 /// - **Bounded.** At most [`MAX_SESSIONS`](crate::limits::MAX_SESSIONS) sessions (100,000,
 ///   [`Config::with_max_sessions`]); starting one more evicts the least recently used. Each
 ///   holds at most [`SESSION_BYTES`](crate::limits::SESSION_BYTES) of keys and JSON values.
+///   One client address starts at most
+///   [`NEW_SESSIONS_PER_ADDR`](crate::limits::NEW_SESSIONS_PER_ADDR) (60) per
+///   [`NEW_SESSIONS_WINDOW`](crate::limits::NEW_SESSIONS_WINDOW) (a minute), so a client
+///   that keeps no cookies cannot fill the store by writing again and again.
 /// - **In-process.** Sessions live in the server's memory, on its loop thread, and end with the
 ///   process. They are not shared between servers, also when events are relayed through Redis.
 ///
@@ -385,8 +389,9 @@ impl<'a> Session<'a> {
     ///
     /// # Errors
     /// If `value` cannot be serialized, if the session would hold more than its byte limit, if
-    /// a stream handler tries to start a session, or if the operating system cannot supply
-    /// random bytes for a new token. The session is unchanged then.
+    /// a stream handler tries to start a session, if the client's address has started its
+    /// budget of new sessions ([`SessionError::RateLimited`]), or if the operating system
+    /// cannot supply random bytes for a new token. The session is unchanged then.
     pub fn insert<T: Serialize + ?Sized>(
         &mut self,
         key: impl Into<String>,

@@ -126,6 +126,7 @@ fn sessions_have_their_own_limits() {
     assert_eq!(status_of(&post(&server, "/send", Some(&bob))), 200);
     // Requests without a session are limited by address, apart from the sessions.
     assert_eq!(status_of(&post(&server, "/send", None)), 200);
+    assert_eq!(refusals(&server, "session"), 1);
 }
 
 #[test]
