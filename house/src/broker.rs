@@ -3,9 +3,13 @@
 //!
 //! Two background threads talk to Redis so the event loop never blocks on it:
 //! - the writer `XADD`s published events (pipelined) and acknowledges each one, so the response
-//!   of the request that published waits for Redis and a failure answers 503;
+//!   of the request that published waits for Redis and a failure answers 503. A stream joining
+//!   a channel takes the same queue: the writer reads where the channel's stream ends right
+//!   after the publishes made before the join, so the join takes effect between them, and the
+//!   response of the request that joined waits for it as for a publish;
 //! - the reader `XREAD`s the channels that have local subscribers, keeping one cursor per
-//!   channel, and answers replay requests for new streams. Deliveries and replay answers travel
+//!   channel, and answers replay requests for new streams and joins. Deliveries and replay
+//!   answers travel
 //!   to the loop through one ordered queue, so a stream attached after its replay answer sees
 //!   every later event exactly once.
 //!
@@ -64,31 +68,82 @@ pub(crate) enum BrokerMsg {
         reset: bool,
         frames: Vec<Frame>,
     },
+    /// The replay of stream `token`'s join number `join`; subscribe it to `channel` now.
+    Joined {
+        token: Token,
+        channel: String,
+        join: u64,
+        reset: bool,
+        frames: Vec<Frame>,
+    },
+    /// Join number `join` did not take effect: Redis could not be reached.
+    JoinFailed {
+        token: Token,
+        channel: String,
+        join: u64,
+    },
     /// Redis took (or refused) the publish with this ticket.
     Acked { ticket: u64, ok: bool },
     /// Events were lost for `channel` (or, for `None`, every channel: Redis lost its data).
     Reset(Option<String>),
 }
 
+/// Where a replay starts.
+#[derive(Debug)]
+enum Since {
+    /// Nothing before: live events only (a new stream that names no id).
+    Now,
+    /// After the event id the client names (`Last-Event-ID`).
+    Id(String),
+    /// After this entry: where the channel's stream ended when a join took effect.
+    Entry(StreamId),
+}
+
 enum ReaderCmd {
+    /// A new stream's replay.
     Replay {
         token: Token,
         channels: Vec<String>,
-        last_event_id: Option<String>,
+        since: Since,
+    },
+    /// The replay of stream `token`'s join number `join` of `channel`.
+    Join {
+        token: Token,
+        channel: String,
+        join: u64,
+        since: Since,
     },
     Forget(String),
 }
 
-struct PublishCmd {
-    ticket: u64,
-    channel: String,
-    body: Vec<u8>,
+enum WriterCmd {
+    Publish {
+        ticket: u64,
+        channel: String,
+        body: Vec<u8>,
+    },
+    /// Stream `token` joins `channel`: note where the channel ends, then ask for the replay.
+    Join {
+        ticket: u64,
+        token: Token,
+        channel: String,
+        join: u64,
+        last_event_id: Option<String>,
+    },
+}
+
+impl WriterCmd {
+    fn ticket(&self) -> u64 {
+        match self {
+            WriterCmd::Publish { ticket, .. } | WriterCmd::Join { ticket, .. } => *ticket,
+        }
+    }
 }
 
 /// The loop's side of the broker.
 pub(crate) struct Broker {
     reader: Sender<ReaderCmd>,
-    writer: Sender<PublishCmd>,
+    writer: Sender<WriterCmd>,
     up: Arc<AtomicBool>,
     inbox: Receiver<BrokerMsg>,
     next_ticket: u64,
@@ -147,10 +202,17 @@ impl Broker {
         thread::Builder::new()
             .name("house-redis-reader".into())
             .spawn(move || reader_state.run())?;
-        let writer_up = up.clone();
+        let writer_state = Writer {
+            client,
+            history,
+            requests: writer_rx,
+            reader: reader.clone(),
+            link,
+            up: up.clone(),
+        };
         thread::Builder::new()
             .name("house-redis-writer".into())
-            .spawn(move || write_loop(client, history, writer_rx, link, writer_up))?;
+            .spawn(move || writer_state.run())?;
         Ok(Broker {
             reader,
             writer,
@@ -176,10 +238,38 @@ impl Broker {
         self.next_ticket += 1;
         let ticket = self.next_ticket;
         self.writer
-            .send(PublishCmd {
+            .send(WriterCmd::Publish {
                 ticket,
                 channel: channel.to_owned(),
                 body,
+            })
+            .map_err(|_| BrokerDown::Stopped)?;
+        Ok(ticket)
+    }
+
+    /// Hands stream `token`'s join number `join` of `channel` to the writer, in order with the
+    /// publishes; the ticket comes back acked once the join has taken effect, and its replay
+    /// (after `last_event_id`, or what was published after the join) follows as
+    /// [`BrokerMsg::Joined`] (or [`BrokerMsg::JoinFailed`]).
+    pub(crate) fn join(
+        &mut self,
+        token: Token,
+        channel: &str,
+        join: u64,
+        last_event_id: Option<String>,
+    ) -> Result<u64, BrokerDown> {
+        if !self.is_up() {
+            return Err(BrokerDown::Unreachable);
+        }
+        self.next_ticket += 1;
+        let ticket = self.next_ticket;
+        self.writer
+            .send(WriterCmd::Join {
+                ticket,
+                token,
+                channel: channel.to_owned(),
+                join,
+                last_event_id,
             })
             .map_err(|_| BrokerDown::Stopped)?;
         Ok(ticket)
@@ -194,7 +284,7 @@ impl Broker {
         let _ = self.reader.send(ReaderCmd::Replay {
             token,
             channels,
-            last_event_id,
+            since: last_event_id.map_or(Since::Now, Since::Id),
         });
     }
 
@@ -214,56 +304,116 @@ fn connect(client: &redis::Client) -> redis::RedisResult<redis::Connection> {
     Ok(con)
 }
 
-fn write_loop(
+/// The writer thread: publishes and joins, in the order the loop made them.
+struct Writer {
     client: redis::Client,
     history: usize,
-    requests: Receiver<PublishCmd>,
+    requests: Receiver<WriterCmd>,
+    /// Where a join's replay request goes once the join has taken effect.
+    reader: Sender<ReaderCmd>,
     link: LoopLink,
     up: Arc<AtomicBool>,
-) {
-    let mut con: Option<redis::Connection> = None;
-    while let Ok(first) = requests.recv() {
-        let mut batch = vec![first];
-        while batch.len() < BATCH {
-            match requests.try_recv() {
-                Ok(cmd) => batch.push(cmd),
-                Err(_) => break,
+}
+
+impl Writer {
+    fn run(self) {
+        let mut con: Option<redis::Connection> = None;
+        while let Ok(first) = self.requests.recv() {
+            let mut batch = vec![first];
+            while batch.len() < BATCH {
+                match self.requests.try_recv() {
+                    Ok(cmd) => batch.push(cmd),
+                    Err(_) => break,
+                }
             }
+            if con.is_none() {
+                con = connect(&self.client).ok();
+            }
+            let replies = match &mut con {
+                Some(redis) => self.pipeline(&batch).query::<Vec<Value>>(redis).ok(),
+                None => None,
+            };
+            let ok = replies.as_ref().is_some_and(|r| r.len() == batch.len());
+            if !ok {
+                log::warn!("redis: publishing failed; answering 503 until it is back");
+                con = None;
+                self.up.store(false, Ordering::Relaxed);
+            }
+            let replies = replies.unwrap_or_default();
+            for (i, cmd) in batch.iter().enumerate() {
+                // A join is settled before its ticket is acked: the response that waits for
+                // it tells the client the join took effect (or, as a 503, that it did not).
+                if let WriterCmd::Join {
+                    token,
+                    channel,
+                    join,
+                    last_event_id,
+                    ..
+                } = cmd
+                {
+                    let settled = match replies.get(i).filter(|_| ok) {
+                        Some(reply) => {
+                            // Where the channel ended: the join took effect after that entry.
+                            let end = entries_of(reply).first().map_or(StreamId::ZERO, |e| e.0);
+                            let since = last_event_id.clone().map_or(Since::Entry(end), Since::Id);
+                            let _ = self.reader.send(ReaderCmd::Join {
+                                token: *token,
+                                channel: channel.clone(),
+                                join: *join,
+                                since,
+                            });
+                            true
+                        }
+                        None => self.link.send(BrokerMsg::JoinFailed {
+                            token: *token,
+                            channel: channel.clone(),
+                            join: *join,
+                        }),
+                    };
+                    if !settled {
+                        return;
+                    }
+                }
+            }
+            for cmd in &batch {
+                if !self.link.send(BrokerMsg::Acked {
+                    ticket: cmd.ticket(),
+                    ok,
+                }) {
+                    return;
+                }
+            }
+            self.link.wake();
         }
-        if con.is_none() {
-            con = connect(&client).ok();
-        }
-        let ok = match &mut con {
-            Some(redis) => {
-                let mut pipe = redis::pipe();
-                for cmd in &batch {
+    }
+
+    /// One round trip for the batch: an `XADD` per publish, and per join an `XREVRANGE`
+    /// that finds the channel's newest entry right after the publishes queued before it.
+    fn pipeline(&self, batch: &[WriterCmd]) -> redis::Pipeline {
+        let mut pipe = redis::pipe();
+        for cmd in batch {
+            match cmd {
+                WriterCmd::Publish { channel, body, .. } => {
                     pipe.cmd("XADD")
-                        .arg(stream_key(&cmd.channel))
+                        .arg(stream_key(channel))
                         .arg("MAXLEN")
                         .arg("~")
-                        .arg(history.max(1))
+                        .arg(self.history.max(1))
                         .arg("*")
                         .arg("d")
-                        .arg(&cmd.body);
+                        .arg(body);
                 }
-                pipe.query::<Vec<Value>>(redis).is_ok()
-            }
-            None => false,
-        };
-        if !ok {
-            log::warn!("redis: publishing failed; answering 503 until it is back");
-            con = None;
-            up.store(false, Ordering::Relaxed);
-        }
-        for cmd in batch {
-            if !link.send(BrokerMsg::Acked {
-                ticket: cmd.ticket,
-                ok,
-            }) {
-                return;
+                WriterCmd::Join { channel, .. } => {
+                    pipe.cmd("XREVRANGE")
+                        .arg(stream_key(channel))
+                        .arg("+")
+                        .arg("-")
+                        .arg("COUNT")
+                        .arg(1);
+                }
             }
         }
-        link.wake();
+        pipe
     }
 }
 
@@ -402,10 +552,32 @@ impl Reader {
                 ReaderCmd::Replay {
                     token,
                     channels,
-                    last_event_id,
+                    since,
+                } => self.replay(channels, since).map(|(reset, frames)| {
+                    served = true;
+                    self.link.send(BrokerMsg::Attach {
+                        token: *token,
+                        reset,
+                        frames,
+                    });
+                }),
+                ReaderCmd::Join {
+                    token,
+                    channel,
+                    join,
+                    since,
                 } => self
-                    .replay(*token, channels, last_event_id.as_deref())
-                    .map(|()| served = true),
+                    .replay(std::slice::from_ref(channel), since)
+                    .map(|(reset, frames)| {
+                        served = true;
+                        self.link.send(BrokerMsg::Joined {
+                            token: *token,
+                            channel: channel.clone(),
+                            join: *join,
+                            reset,
+                            frames,
+                        });
+                    }),
             };
             if let Err(err) = result {
                 // This request and the rest are served after reconnecting.
@@ -420,21 +592,28 @@ impl Reader {
         Ok(())
     }
 
-    /// Answers a new stream: the events after `last_event_id` up to each channel's cursor.
+    /// What a new stream, or a stream joining a channel, gets first: whether it missed events,
+    /// and the events after `since` up to each channel's cursor (the events after those reach
+    /// it as deliveries).
     fn replay(
         &mut self,
-        token: Token,
         channels: &[String],
-        last_event_id: Option<&str>,
-    ) -> redis::RedisResult<()> {
+        since: &Since,
+    ) -> redis::RedisResult<(bool, Vec<Frame>)> {
         let Some(con) = &mut self.con else {
             return Err(redis::RedisError::from(std::io::Error::from(
                 std::io::ErrorKind::NotConnected,
             )));
         };
         let epoch = self.epoch.clone().unwrap_or_default();
-        let last = last_event_id.map(|id| parse_event_id(id, &epoch));
-        let mut reset = matches!(last, Some(None));
+        let (mut reset, after) = match since {
+            Since::Now => (false, None),
+            Since::Entry(entry) => (false, Some(*entry)),
+            Since::Id(id) => match parse_event_id(id, &epoch) {
+                Some(entry) => (false, Some(entry)),
+                None => (true, None),
+            },
+        };
         let mut entries: Vec<(StreamId, Frame)> = Vec::new();
         for channel in channels {
             let cursor = match self.cursors.get(channel) {
@@ -445,15 +624,30 @@ impl Reader {
                     newest
                 }
             };
-            let from = match last {
-                Some(Some(after)) if !missed_after(con, channel, after)? => Some(after),
-                Some(_) => {
+            let from = match after {
+                _ if matches!(since, Since::Now) => continue,
+                Some(after) if !missed_after(con, channel, after)? => Some(after),
+                _ => {
                     reset = true;
                     None
                 }
-                None => continue,
             };
-            if from.is_some_and(|from| from >= cursor) {
+            if let Some(from) = from.filter(|from| *from > cursor) {
+                // The stream already has (or joined after) events this node has not read
+                // yet: read them now, for the streams already there, so the stream's live
+                // events start after them.
+                let reply: Value = redis::cmd("XRANGE")
+                    .arg(stream_key(channel))
+                    .arg(format!("({cursor}"))
+                    .arg(from.to_string())
+                    .query(con)?;
+                for (id, body) in entries_of(&reply) {
+                    self.cursors.insert(channel.clone(), id);
+                    self.link.send(BrokerMsg::Deliver {
+                        channel: channel.clone(),
+                        frame: frame(&epoch, id, &body),
+                    });
+                }
                 continue;
             }
             let start = from.map_or_else(|| "-".to_owned(), |from| format!("({from}"));
@@ -467,13 +661,7 @@ impl Reader {
             }
         }
         entries.sort_by_key(|(id, _)| *id);
-        let frames = entries.into_iter().map(|(_, frame)| frame).collect();
-        self.link.send(BrokerMsg::Attach {
-            token,
-            reset,
-            frames,
-        });
-        Ok(())
+        Ok((reset, entries.into_iter().map(|(_, frame)| frame).collect()))
     }
 
     /// One `XREAD` over every channel with local interest; `true` when events were delivered.

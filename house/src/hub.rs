@@ -99,7 +99,7 @@ impl From<BrokerDown> for PublishError {
     }
 }
 
-/// Why [`Hub::join`] or [`Hub::leave`] refused. As a response: 404, 403, or 501.
+/// Why [`Hub::join`] or [`Hub::leave`] refused. As a response: 404, 403, or 503.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum JoinError {
@@ -107,8 +107,9 @@ pub enum JoinError {
     UnknownStream,
     /// The stream was opened with a session, and this request is not of that session.
     NotOwner,
-    /// The stream's channels cannot change with the Redis broker (not supported yet).
-    Unsupported,
+    /// The broker that carries events between nodes cannot be reached, so the stream cannot
+    /// join a channel right now (with the `redis` feature; the stream is unchanged).
+    Unavailable,
 }
 
 impl fmt::Display for JoinError {
@@ -116,9 +117,7 @@ impl fmt::Display for JoinError {
         f.write_str(match self {
             JoinError::UnknownStream => "no open stream has this id",
             JoinError::NotOwner => "the stream belongs to another session",
-            JoinError::Unsupported => {
-                "a stream's channels cannot change while events go through Redis"
-            }
+            JoinError::Unavailable => "channels cannot be joined right now: Redis is unreachable",
         })
     }
 }
@@ -127,12 +126,21 @@ impl std::error::Error for JoinError {}
 
 impl IntoResponse for JoinError {
     fn into_response(self) -> Response {
-        let status = match self {
-            JoinError::UnknownStream => Status::NOT_FOUND,
-            JoinError::NotOwner => Status::FORBIDDEN,
-            JoinError::Unsupported => Status::NOT_IMPLEMENTED,
-        };
-        Response::error(status, &self)
+        match self {
+            JoinError::UnknownStream => Response::error(Status::NOT_FOUND, &self),
+            JoinError::NotOwner => Response::error(Status::FORBIDDEN, &self),
+            JoinError::Unavailable => {
+                Response::error(Status::SERVICE_UNAVAILABLE, &self).with_header("Retry-After", "1")
+            }
+        }
+    }
+}
+
+#[cfg(feature = "redis")]
+impl From<BrokerDown> for JoinError {
+    fn from(_: BrokerDown) -> JoinError {
+        // A broker that stopped means the server is shutting down: also worth a retry.
+        JoinError::Unavailable
     }
 }
 
@@ -140,12 +148,15 @@ impl IntoResponse for JoinError {
 #[derive(Debug)]
 pub(crate) enum Change {
     /// Subscribe `token` to `channel`, first replaying what it missed: after `last_event_id`
-    /// when the joining request named one, else what was published after the join itself.
+    /// when the joining request named one, else what was published after the join itself
+    /// (after `after_seq`, or with a broker, after where Redis says join number `remote` took
+    /// effect).
     Join {
         token: Token,
         channel: String,
         last_event_id: Option<String>,
         after_seq: u64,
+        remote: Option<u64>,
     },
     Leave {
         token: Token,
@@ -194,6 +205,15 @@ pub(crate) enum Remote {
         reset: bool,
         frames: Vec<Frame>,
     },
+    /// The replay of a stream's join arrived: send it, then subscribe the stream to `channel`.
+    Joined {
+        token: Token,
+        channel: String,
+        reset: bool,
+        frames: Vec<Frame>,
+    },
+    /// A stream's join did not take effect (Redis was unreachable): it leaves `channel` again.
+    JoinFailed { token: Token, channel: String },
     /// Redis took (or, unless `ok`, refused) one of the publishes `token`'s response waits for.
     Acked { token: Token, ok: bool },
     /// Events were lost for a channel (or, for `None`, every channel: Redis lost its data).
@@ -256,8 +276,15 @@ pub struct Hub {
     tickets: Vec<u64>,
     /// Which connection's response waits for each outstanding publish.
     awaiting: HashMap<u64, Token>,
-    /// Local streams attached or waiting to attach, per channel (with a broker).
+    /// Local streams attached or waiting to attach, per channel (with a broker), and joins on
+    /// their way through the broker.
     interest: HashMap<String, usize>,
+    /// Joins applied by the loop whose replay the broker has not sent yet: the number of the
+    /// latest, per stream and channel; an answer to any other join of them is stale.
+    joining: HashMap<(Token, String), u64>,
+    /// The number of the last join handed to the broker.
+    #[cfg(feature = "redis")]
+    joins: u64,
     /// Every publish, for the test client; `None` in a server.
     record: Option<Vec<(String, Frame)>>,
     /// Whether joining and leaving a channel is published to its presence channel.
@@ -303,6 +330,9 @@ impl Hub {
             tickets: Vec::new(),
             awaiting: HashMap::new(),
             interest: HashMap::new(),
+            joining: HashMap::new(),
+            #[cfg(feature = "redis")]
+            joins: 0,
             record: None,
             presence: false,
             streams: HashMap::new(),
@@ -450,13 +480,36 @@ impl Hub {
     /// });
     /// # let _ = join;
     /// ```
+    ///
+    /// With the `redis` feature, this works across nodes: the stream gets the channel's events
+    /// whichever node publishes them, and the response waits, as it does for a publish, until
+    /// Redis has taken the join, so an event published anywhere after the response reaches
+    /// the stream. When Redis cannot be reached the join fails with
+    /// [`JoinError::Unavailable`] (or, found out later, the response is a 503) and the stream
+    /// is unchanged.
     pub fn join(&mut self, stream_id: &str, channel: &str) -> Result<(), JoinError> {
         let token = self.owned_stream(stream_id)?;
+        let last_event_id = self.caller.last_event_id.clone();
+        #[cfg_attr(not(feature = "redis"), allow(unused_mut))]
+        let mut remote = None;
+        #[cfg(feature = "redis")]
+        if let Some(broker) = &mut self.broker {
+            // In order with this handler's publishes: the join takes effect between them.
+            let join = self.joins + 1;
+            let ticket = broker.join(token, channel, join, last_event_id.clone())?;
+            self.joins = join;
+            self.tickets.push(ticket);
+            // The broker reads the channel for this join from now on: held until the loop
+            // applies the join (then by the stream, until it leaves) or finds it stale.
+            *self.interest.entry(channel.to_owned()).or_default() += 1;
+            remote = Some(join);
+        }
         self.changes.push(Change::Join {
             token,
             channel: channel.to_owned(),
-            last_event_id: self.caller.last_event_id.clone(),
+            last_event_id,
             after_seq: self.seq,
+            remote,
         });
         Ok(())
     }
@@ -464,7 +517,8 @@ impl Hub {
     /// Unsubscribes the open stream `stream_id` from `channel`, once the handler returns; the
     /// same rights as [`join`](Self::join) apply. A stream that leaves its last channel stays
     /// open (with heartbeats) and can join again. Leaving a channel the stream does not have
-    /// changes nothing.
+    /// changes nothing. With the `redis` feature, a node stops reading a channel from Redis
+    /// once no stream of its own wants it.
     pub fn leave(&mut self, stream_id: &str, channel: &str) -> Result<(), JoinError> {
         let token = self.owned_stream(stream_id)?;
         self.changes.push(Change::Leave {
@@ -476,9 +530,6 @@ impl Hub {
 
     /// The connection of stream `stream_id`, if the running request may change it.
     fn owned_stream(&self, stream_id: &str) -> Result<Token, JoinError> {
-        if self.is_remote() {
-            return Err(JoinError::Unsupported);
-        }
         let stream = self
             .streams
             .get(stream_id)
@@ -666,6 +717,32 @@ impl Hub {
                         frames,
                     })
                 }
+                BrokerMsg::Joined {
+                    token,
+                    channel,
+                    join,
+                    reset,
+                    frames,
+                } => {
+                    let current = self.settle_join(token, &channel, join);
+                    if current {
+                        return Some(Remote::Joined {
+                            token,
+                            channel,
+                            reset,
+                            frames,
+                        });
+                    }
+                }
+                BrokerMsg::JoinFailed {
+                    token,
+                    channel,
+                    join,
+                } => {
+                    if self.settle_join(token, &channel, join) {
+                        return Some(Remote::JoinFailed { token, channel });
+                    }
+                }
                 BrokerMsg::Acked { ticket, ok } => {
                     if let Some(token) = self.awaiting.remove(&ticket) {
                         return Some(Remote::Acked { token, ok });
@@ -692,6 +769,53 @@ impl Hub {
         if let Some(broker) = &self.broker {
             broker.replay(token, channels.to_vec(), last_event_id.map(str::to_owned));
         }
+    }
+
+    /// The loop applied join number `join` (`None`: without a broker) of `token` to `channel`,
+    /// or, unless `applied`, found nothing to change (the stream closed, or has the channel).
+    pub(crate) fn apply_join(
+        &mut self,
+        token: Token,
+        channel: &str,
+        join: Option<u64>,
+        applied: bool,
+    ) {
+        let Some(join) = join else {
+            return;
+        };
+        if applied {
+            // The interest taken at the join call is the stream's now.
+            self.joining.insert((token, channel.to_owned()), join);
+        } else {
+            self.drop_interest(channel);
+        }
+    }
+
+    /// Stream `token` left `channel` (a join of it still on its way through the broker is
+    /// stale now).
+    pub(crate) fn leave_channel(&mut self, token: Token, channel: &str) {
+        self.unsubscribe(token, channel);
+        self.joining.remove(&(token, channel.to_owned()));
+        self.drop_interest(channel);
+    }
+
+    /// The broker answered join number `join` of `token` to `channel`; whether it is the
+    /// stream's current join of it (rather than one it left, or made again, meanwhile).
+    #[cfg(feature = "redis")]
+    fn settle_join(&mut self, token: Token, channel: &str, join: u64) -> bool {
+        let key = (token, channel.to_owned());
+        let current = self.joining.get(&key) == Some(&join);
+        if current {
+            self.joining.remove(&key);
+        }
+        // The broker reads a channel for each join it answers: it stops if no local stream
+        // wants the channel by now (as when the stream left it while the join was under way).
+        if !self.interest.contains_key(channel) {
+            if let Some(broker) = &self.broker {
+                broker.forget(channel);
+            }
+        }
+        current
     }
 
     /// A remote stream left `channel`: when it was the last local one, the broker stops

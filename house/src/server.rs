@@ -381,6 +381,13 @@ impl Server {
                     reset,
                     frames,
                 } => self.attach(token, reset, frames),
+                Remote::Joined {
+                    token,
+                    channel,
+                    reset,
+                    frames,
+                } => self.attach_joined(token, channel, reset, frames),
+                Remote::JoinFailed { token, channel } => self.leave(token, &channel),
                 Remote::Acked { token, ok } => self.acknowledge(token, ok),
                 Remote::Reset(channel) => self.signal_gap(channel.as_deref()),
             }

@@ -1,17 +1,18 @@
 //! Several nodes behind one real Redis (`redis-server`, started here on a free loopback port
 //! with persistence off): every subscriber gets every event once, in one order; streams resume
-//! on another node; Redis and nodes going away.
+//! on another node; streams join and leave channels across nodes; Redis and nodes going away.
 #![cfg(feature = "redis")]
 #![allow(clippy::unwrap_used)]
 
 mod support;
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use house::{Config, Event, Route, Subscribe};
+use house::{Config, Event, Route, Status, Subscribe};
 use support::*;
 
 /// A `redis-server` child process.
@@ -141,6 +142,30 @@ fn routes() -> Vec<Route> {
             let stream = ctx.request.param("stream").unwrap_or("");
             let room = ctx.request.param("room").unwrap_or("");
             ctx.hub.join(stream, room).map(|()| "joined")
+        }),
+        Route::closing("/leave", |ctx| {
+            let stream = ctx.request.param("stream").unwrap_or("");
+            let room = ctx.request.param("room").unwrap_or("");
+            ctx.hub.leave(stream, room).map(|()| "left")
+        }),
+        // Publishes `before`, joins, then publishes `after`, in one handler.
+        Route::closing("/join-publish", |ctx| {
+            let stream = ctx.request.param("stream").unwrap_or("").to_owned();
+            let room = ctx.request.param("room").unwrap_or("").to_owned();
+            ctx.hub
+                .publish(&room, Event::new("before"))
+                .map_err(|_| Status::SERVICE_UNAVAILABLE)?;
+            ctx.hub
+                .join(&stream, &room)
+                .map_err(|_| Status::NOT_FOUND)?;
+            ctx.hub
+                .publish(&room, Event::new("after"))
+                .map_err(|_| Status::SERVICE_UNAVAILABLE)?;
+            Ok::<_, Status>("done")
+        }),
+        Route::closing("/login", |ctx| {
+            ctx.session.insert("user", "me").unwrap();
+            "in"
         }),
     ]
 }
@@ -591,20 +616,348 @@ fn half_close_with_a_parked_answer(room: &str, when: HalfClose) {
     server.stop().unwrap();
 }
 
-#[test]
-fn joining_is_refused_with_redis_and_the_stream_goes_on() {
-    let redis = Redis::start();
-    let server = node(&redis);
+/// Opens a joinable stream of `room` (with the session `cookie`, if given) and returns it with
+/// its id, once it is attached: under Redis the head, and so the id, come only then.
+fn open_joinable(server: &TestServer, room: &str, cookie: Option<&str>) -> (TcpStream, String) {
     let mut stream = server.connect();
+    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
     stream
-        .write_all(b"GET /joinable?room=r HTTP/1.1\r\nHost: t\r\n\r\n")
+        .write_all(
+            format!("GET /joinable?room={room} HTTP/1.1\r\nHost: t\r\n{cookie}\r\n").as_bytes(),
+        )
         .unwrap();
-    // Streams have ids under Redis too, but their channels cannot change (yet).
     let (_, id) = read_stream_start(&mut stream);
-    let refused = server.get(&format!("/join?stream={id}&room=other"));
-    assert_eq!(status_of(&refused), 501, "{refused}");
-    assert!(body_of(&refused).contains("Redis"), "{refused}");
-    wait_for("the stream to attach", || count(&server, "r") == 1);
-    assert_eq!(status_of(&send(&server, "r", "still")), 200);
-    read_until(&mut stream, "data: still\n\n");
+    (stream, id)
+}
+
+/// A request for `target` with the session `cookie`, if given, on a new connection.
+fn get_as(server: &TestServer, target: &str, cookie: Option<&str>) -> String {
+    let cookie = cookie.map_or(String::new(), |c| format!("Cookie: {c}\r\n"));
+    server.exchange(
+        format!("GET {target} HTTP/1.1\r\nHost: t\r\n{cookie}Connection: close\r\n\r\n").as_bytes(),
+    )
+}
+
+fn join(server: &TestServer, id: &str, room: &str) -> String {
+    server.get(&format!("/join?stream={id}&room={room}"))
+}
+
+/// The data of the events in `text` whose data starts with `prefix`, in order.
+fn data_of(text: &str, prefix: &str) -> Vec<String> {
+    sse_events(text)
+        .into_iter()
+        .map(|(_, d)| d)
+        .filter(|d| d.starts_with(prefix))
+        .collect()
+}
+
+#[test]
+fn a_joined_stream_gets_what_another_node_publishes_after_the_join() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    let b = node(&redis);
+    let (mut stream, id) = open_joinable(&a, "r", None);
+    // Published before the join: not for this stream.
+    assert!(is_sent(&send(&b, "j", "j0")));
+    let joined = join(&a, &id, "j");
+    assert_eq!(body_of(&joined), "joined", "{joined}");
+    // Joining twice changes nothing.
+    assert_eq!(body_of(&join(&a, &id, "j")), "joined");
+    send(&b, "j", "j1");
+    send(&b, "j", "j2");
+    send(&a, "r", "r1");
+    let mut buffer = Vec::new();
+    read_until_count(&mut stream, &mut buffer, "data: j2", 1);
+    let text = read_until_count(&mut stream, &mut buffer, "data: r1", 1);
+    assert_eq!(data_of(&text, "j"), ["j1", "j2"], "{text}");
+    assert_eq!(data_of(&text, "r"), ["r1"], "{text}");
+    assert!(!text.contains("event: reset"), "{text}");
+    assert_eq!(count(&a, "j"), 1);
+}
+
+#[test]
+fn a_join_with_an_id_replays_what_the_stream_missed_from_redis() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    let b = node(&redis);
+    let mut watcher = subscribe(&b, "/source?room=h");
+    wait_for("the watcher to attach", || count(&b, "h") == 1);
+    for i in 1..=3 {
+        send(&b, "h", &format!("h{i}"));
+    }
+    let mut buffer = Vec::new();
+    let seen = sse_events(&read_until_count(&mut watcher, &mut buffer, "data: h", 3));
+    let first = &seen[0].0;
+    let (mut stream, id) = open_joinable(&a, "r", None);
+    let joined = a.get(&format!("/join?stream={id}&room=h&last_event_id={first}"));
+    assert_eq!(body_of(&joined), "joined", "{joined}");
+    send(&b, "h", "h4");
+    let text = read_until(&mut stream, "data: h4");
+    assert_eq!(data_of(&text, "h"), ["h2", "h3", "h4"], "{text}");
+    assert!(!text.contains("event: reset"), "{text}");
+}
+
+#[test]
+fn a_join_with_an_id_redis_no_longer_has_sends_the_reset_signal() {
+    let redis = Redis::start();
+    let server = node_with(
+        Config::default()
+            .with_redis(redis.url())
+            .with_history_events(5),
+    );
+    let mut first = subscribe(&server, "/source?room=t");
+    wait_for("the stream to attach", || count(&server, "t") == 1);
+    send(&server, "t", "t0");
+    let old_id = sse_events(&read_until(&mut first, "data: t0"))[0].0.clone();
+    drop(first);
+    wait_for("the stream to leave", || count(&server, "t") == 0);
+    // Far more than the history keeps (MAXLEN ~ trims whole blocks of 100 entries).
+    for i in 1..=300 {
+        send(&server, "t", &format!("t{i}"));
+    }
+    let (mut stream, id) = open_joinable(&server, "r", None);
+    let joined = server.get(&format!("/join?stream={id}&room=t&last_event_id={old_id}"));
+    assert_eq!(body_of(&joined), "joined", "{joined}");
+    send(&server, "t", "t301");
+    let text = read_until(&mut stream, "data: t301");
+    let reset = text.find("event: reset\n").expect(&text);
+    assert!(reset < text.find("data: t300\n").unwrap(), "{text}");
+    assert!(
+        !text.contains("data: t1\n"),
+        "trimmed events cannot be replayed"
+    );
+    // What Redis still has, in order, then the live event.
+    let got = data_of(&text, "t");
+    assert_eq!(got.last().map(String::as_str), Some("t301"));
+    let numbers: Vec<u32> = got.iter().map(|d| d[1..].parse().unwrap()).collect();
+    assert!(numbers.windows(2).all(|w| w[1] == w[0] + 1), "{got:?}");
+}
+
+#[test]
+fn publishes_in_the_joining_handler_split_at_the_join() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    let b = node(&redis);
+    let mut there = subscribe(&b, "/source?room=s");
+    wait_for("the other stream to attach", || count(&b, "s") == 1);
+    let (mut joiner, id) = open_joinable(&a, "r", None);
+    let done = a.get(&format!("/join-publish?stream={id}&room=s"));
+    assert_eq!(body_of(&done), "done", "{done}");
+    send(&b, "s", "later");
+    let text = read_until(&mut joiner, "data: later");
+    assert_eq!(data_of(&text, ""), ["after", "later"], "{text}");
+    let text = read_until(&mut there, "data: later");
+    assert_eq!(data_of(&text, ""), ["before", "after", "later"], "{text}");
+}
+
+/// The answer to a join waits, as a publish's does, until Redis took the join, in order with
+/// the node's publishes: then anything published after the answer, on any node, reaches the
+/// stream.
+#[test]
+fn a_join_is_answered_once_redis_took_it() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    let (mut stream, id) = open_joinable(&a, "r", None);
+    let before = a.handle.stats();
+    let paused = redis.pause_writes();
+    // A publish ahead of the join holds the node's writer until Redis takes writes again.
+    let mut held = a.connect();
+    held.write_all(b"GET /send?room=w&text=held HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    wait_for("the publish to reach the writer", || {
+        a.handle.stats().events_published > before.events_published
+    });
+    let mut joining = a.connect();
+    joining
+        .write_all(
+            format!(
+                "GET /join?stream={id}&room=w HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+    joining
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let early = joining.read(&mut [0u8; 64]);
+    assert!(
+        early
+            .as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+        "the join was answered before Redis took it: {early:?}"
+    );
+    paused.resume();
+    joining.set_read_timeout(Some(PATIENCE)).unwrap();
+    let joined = read_to_close(&mut joining);
+    assert_eq!(body_of(&joined), "joined", "{joined}");
+    assert!(is_sent(&read_to_close(&mut held)));
+    send(&a, "w", "w1");
+    let text = read_until(&mut stream, "data: w1");
+    assert_eq!(data_of(&text, "w"), ["w1"], "{text}");
+}
+
+/// Another node publishes numbered events while a stream joins: the joined stream gets an
+/// unbroken run of them up to the last, starting after every one published before the join was
+/// asked for and no later than the first published after it was answered; a stream already on
+/// the channel gets every one, once, in order.
+#[test]
+fn a_join_racing_with_publishes_loses_and_repeats_nothing() {
+    const EVENTS: usize = 200;
+    let redis = Redis::start();
+    let a = node(&redis);
+    let b = node(&redis);
+    let mut there = subscribe(&a, "/source?room=q");
+    wait_for("the other stream to attach", || count(&a, "q") == 1);
+    let (mut joiner, id) = open_joinable(&a, "r", None);
+    let sent = AtomicUsize::new(0);
+    let (asked_at, answered_at) = std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for i in 0..EVENTS {
+                assert!(is_sent(&send(&b, "q", &format!("q{i}"))));
+                sent.store(i + 1, Ordering::SeqCst);
+            }
+        });
+        wait_for("publishes to be under way", || {
+            sent.load(Ordering::SeqCst) >= EVENTS / 4
+        });
+        let asked_at = sent.load(Ordering::SeqCst);
+        let joined = join(&a, &id, "q");
+        let answered_at = sent.load(Ordering::SeqCst);
+        assert_eq!(body_of(&joined), "joined", "{joined}");
+        (asked_at, answered_at)
+    });
+    let last = format!("data: q{}\n", EVENTS - 1);
+    let text = read_until(&mut there, &last);
+    let all: Vec<String> = (0..EVENTS).map(|i| format!("q{i}")).collect();
+    assert_eq!(data_of(&text, "q"), all);
+    let text = read_until(&mut joiner, &last);
+    let got = data_of(&text, "q");
+    let start: usize = got[0][1..].parse().unwrap();
+    assert_eq!(got, all[start..], "{text}");
+    assert!(
+        start >= asked_at,
+        "{start} < {asked_at}: published before the join"
+    );
+    assert!(start <= answered_at + 1, "{start} > {answered_at} + 1");
+    assert!(!text.contains("event: reset"), "{text}");
+}
+
+/// Redis's `MONITOR` feed: every command Redis runs, one line each.
+fn monitor(redis: &Redis) -> BufReader<TcpStream> {
+    let mut con = TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    con.set_read_timeout(Some(PATIENCE)).unwrap();
+    assert_eq!(redis_command(&mut con, &["MONITOR"]), "+OK\r\n");
+    BufReader::new(con)
+}
+
+/// Reads the feed until a line that passes `wanted`.
+fn wait_for_command(feed: &mut BufReader<TcpStream>, what: &str, wanted: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    let mut line = String::new();
+    loop {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        line.clear();
+        feed.read_line(&mut line).unwrap();
+        if wanted(&line) {
+            return;
+        }
+    }
+}
+
+#[test]
+fn leaving_stops_the_channel_and_the_node_stops_reading_it() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    let b = node(&redis);
+    let (mut stream, id) = open_joinable(&a, "r", None);
+    let mut feed = monitor(&redis);
+    assert_eq!(body_of(&join(&a, &id, "l")), "joined");
+    let reads = |line: &str, channel: &str| {
+        line.contains("\"XREAD\"") && line.contains(&format!("\"house:stream:{channel}\""))
+    };
+    wait_for_command(&mut feed, "the node to read the joined channel", |line| {
+        reads(line, "l")
+    });
+    send(&b, "l", "l1");
+    read_until(&mut stream, "data: l1");
+    let left = a.get(&format!("/leave?stream={id}&room=l"));
+    assert_eq!(body_of(&left), "left", "{left}");
+    assert_eq!(count(&a, "l"), 0);
+    // The node goes on reading the stream's other channel, and only that one.
+    wait_for_command(
+        &mut feed,
+        "the node to stop reading the left channel",
+        |line| reads(line, "r") && !reads(line, "l"),
+    );
+    send(&b, "l", "gone");
+    send(&b, "r", "r1");
+    let text = read_until(&mut stream, "data: r1");
+    assert!(!text.contains("data: gone"), "{text}");
+    // Leaving twice changes nothing; the stream can join again.
+    assert_eq!(
+        body_of(&a.get(&format!("/leave?stream={id}&room=l"))),
+        "left"
+    );
+    assert_eq!(body_of(&join(&a, &id, "l")), "joined");
+    send(&b, "l", "l2");
+    let text = read_until(&mut stream, "data: l2");
+    assert!(!text.contains("data: gone"), "{text}");
+}
+
+#[test]
+fn joins_keep_the_session_binding_and_unknown_ids_are_404() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    let b = node(&redis);
+    let cookie = |response: &str| {
+        response
+            .lines()
+            .find_map(|l| l.strip_prefix("Set-Cookie: "))
+            .and_then(|c| c.split(';').next())
+            .unwrap()
+            .to_owned()
+    };
+    let mine = cookie(&get_as(&a, "/login", None));
+    let theirs = cookie(&get_as(&a, "/login", None));
+    let (mut stream, id) = open_joinable(&a, "r", Some(&mine));
+    for who in [Some(theirs.as_str()), None] {
+        for action in ["join", "leave"] {
+            let response = get_as(&a, &format!("/{action}?stream={id}&room=x"), who);
+            assert_eq!(status_of(&response), 403, "{action} as {who:?}: {response}");
+        }
+    }
+    // The id is this node's: another node does not know it.
+    let elsewhere = get_as(&b, &format!("/join?stream={id}&room=x"), Some(&mine));
+    assert_eq!(status_of(&elsewhere), 404, "{elsewhere}");
+    let unknown = join(&a, "0123456789abcdef0123456789abcdef", "x");
+    assert_eq!(status_of(&unknown), 404, "{unknown}");
+    send(&b, "x", "refused");
+    let joined = get_as(&a, &format!("/join?stream={id}&room=x"), Some(&mine));
+    assert_eq!(status_of(&joined), 200, "{joined}");
+    send(&b, "x", "x1");
+    let text = read_until(&mut stream, "data: x1");
+    assert!(!text.contains("data: refused"), "{text}");
+}
+
+#[test]
+fn a_join_while_redis_is_down_answers_503_and_changes_nothing() {
+    let mut redis = Redis::start();
+    let port = redis.port;
+    let a = node(&redis);
+    let (mut stream, id) = open_joinable(&a, "r", None);
+    redis.kill();
+    wait_for("publishes to fail with 503", || {
+        status_of(&send(&a, "r", "lost")) == 503
+    });
+    let refused = join(&a, &id, "d");
+    assert_eq!(status_of(&refused), 503, "{refused}");
+    assert!(refused.contains("Retry-After: 1\r\n"), "{refused}");
+    assert_eq!(count(&a, "d"), 0);
+    let _redis = Redis::start_on(port);
+    wait_for("publishes to work again", || {
+        status_of(&send(&a, "d", "d1")) == 200
+    });
+    send(&a, "r", "r1");
+    let text = read_until(&mut stream, "data: r1");
+    assert!(!text.contains("data: d1"), "{text}");
 }

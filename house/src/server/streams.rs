@@ -136,14 +136,15 @@ impl Server {
     /// Applies the joins and leaves handlers made, in order. What was published before a join
     /// goes to the streams already there first; the joining stream then gets its replay (what
     /// it missed after its `Last-Event-ID`, or what was published after the join call), then
-    /// live events.
+    /// live events. With a broker, the replay comes from it later (see
+    /// [`attach_joined`](Self::attach_joined)); the stream has the channel meanwhile, so a
+    /// leave or its closing cancels the join.
     pub(super) fn apply_changes(&mut self) {
         let changes = self.hub.take_changes();
         if changes.is_empty() {
             return;
         }
         self.fan_out();
-        let now = self.now;
         for change in changes {
             match change {
                 Change::Join {
@@ -151,41 +152,67 @@ impl Server {
                     channel,
                     last_event_id,
                     after_seq,
+                    remote,
                 } => {
-                    let Some(conn) = self.conns.get_mut(&token) else {
+                    let joined = self
+                        .conns
+                        .get_mut(&token)
+                        .is_some_and(|conn| conn.join_channel(&channel));
+                    self.hub.apply_join(token, &channel, remote, joined);
+                    if !joined {
                         continue;
-                    };
-                    if !conn.join_channel(&channel) {
+                    }
+                    if last_event_id.is_some() {
+                        self.stats.replays += 1;
+                    }
+                    if remote.is_some() {
                         continue;
                     }
                     let replay = match &last_event_id {
-                        Some(id) => {
-                            self.stats.replays += 1;
-                            self.hub.replay(std::slice::from_ref(&channel), id)
-                        }
+                        Some(id) => self.hub.replay(std::slice::from_ref(&channel), id),
                         None => self.hub.replay_since(&channel, after_seq),
                     };
-                    if replay.reset {
-                        self.stats.gap_signals += 1;
-                        conn.queue(reset_event(), now);
-                    }
-                    self.stats.events_delivered += replay.frames.len() as u64;
-                    for frame in replay.frames {
-                        conn.queue_frame(frame, now);
-                    }
-                    self.hub.subscribe(token, &channel);
-                    self.dirty.mark(token, conn);
+                    self.attach_joined(token, channel, replay.reset, replay.frames);
                 }
-                Change::Leave { token, channel } => {
-                    if self
-                        .conns
-                        .get_mut(&token)
-                        .is_some_and(|conn| conn.leave_channel(&channel))
-                    {
-                        self.hub.unsubscribe(token, &channel);
-                    }
-                }
+                Change::Leave { token, channel } => self.leave(token, &channel),
             }
+        }
+    }
+
+    /// Sends a stream that joined `channel` what it missed, then subscribes it to `channel`.
+    pub(super) fn attach_joined(
+        &mut self,
+        token: Token,
+        channel: String,
+        reset: bool,
+        frames: Vec<Frame>,
+    ) {
+        // Published before the stream subscribes: for the streams already there.
+        self.fan_out();
+        let now = self.now;
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if reset {
+            self.stats.gap_signals += 1;
+            conn.queue(reset_event(), now);
+        }
+        self.stats.events_delivered += frames.len() as u64;
+        for frame in frames {
+            conn.queue_frame(frame, now);
+        }
+        self.hub.subscribe(token, &channel);
+        self.dirty.mark(token, conn);
+    }
+
+    /// Stream `token` leaves `channel` (if it has it).
+    pub(super) fn leave(&mut self, token: Token, channel: &str) {
+        if self
+            .conns
+            .get_mut(&token)
+            .is_some_and(|conn| conn.leave_channel(channel))
+        {
+            self.hub.leave_channel(token, channel);
         }
     }
 
