@@ -50,13 +50,13 @@ use serde::Serialize;
 use crate::answer::{Answer, App};
 use crate::config::Config;
 use crate::cors::is_preflight;
-use crate::hub::{HistoryLimits, Hub};
+use crate::hub::{Change, HistoryLimits, Hub};
 use crate::parse::{parse_request, Parsed};
 use crate::request::Method;
 use crate::response::{Body, Response, Status};
 use crate::route::{Route, Routes};
 use crate::session::Sessions;
-use crate::sse::{reset_event, stream_response, Event, RESET_EVENT};
+use crate::sse::{reset_event, stream_id_event, stream_response, Event, RESET_EVENT};
 use crate::state::States;
 use crate::stats::Stats;
 
@@ -84,8 +84,8 @@ struct Shared {
     config: Config,
     /// Cookies set by responses: name → value.
     cookies: Vec<(String, String)>,
-    /// Events for each open stream, in order.
-    streams: HashMap<Token, VecDeque<TestEvent>>,
+    /// Each open stream's channels, and its events in order.
+    streams: HashMap<Token, Open>,
     next_token: usize,
     /// Every event published, in order.
     published: Vec<(String, TestEvent)>,
@@ -320,6 +320,13 @@ enum Exchanged {
     Stream(TestStream),
 }
 
+/// An open stream, as the client keeps it.
+#[derive(Default)]
+struct Open {
+    channels: Vec<String>,
+    events: VecDeque<TestEvent>,
+}
+
 impl Shared {
     /// `response` with the CORS headers the server would add (see [`Cors`](crate::cors::Cors)).
     fn cors(&self, response: Response, origin: Option<&str>) -> Response {
@@ -372,6 +379,8 @@ impl Shared {
         };
         let answer = app.answer(&mut request);
         self.hub.await_acks(None);
+        // As on a server: the handler's joins and leaves take effect before its answer.
+        self.apply_changes();
         let exchanged = match answer {
             Answer::Respond { response, .. } => {
                 let response = self.cors(response, request.header("origin"));
@@ -384,6 +393,18 @@ impl Shared {
                 let mut events = VecDeque::new();
                 // What happened before this stream subscribed goes to the streams already there.
                 self.deliver();
+                // A joinable stream's first event names its id, as on a socket.
+                let id = if subscribe.is_joinable() {
+                    match self.hub.open_stream(token) {
+                        Ok(id) => Some(id),
+                        Err(err) => panic!("no id for a joinable test stream: {err}"),
+                    }
+                } else {
+                    None
+                };
+                if let Some(id) = &id {
+                    events.push_back(TestEvent::parse(&stream_id_event(id)));
+                }
                 if let Some(id) = request
                     .header("last-event-id")
                     .or_else(|| request.param("last_event_id"))
@@ -399,20 +420,70 @@ impl Shared {
                 for channel in subscribe.channels() {
                     self.hub.subscribe(token, channel);
                 }
-                self.streams.insert(token, events);
+                let channels = subscribe.channels().to_vec();
+                self.streams.insert(token, Open { channels, events });
                 let head = stream_response().with_checked_headers(subscribe.take_headers());
                 let head = self.cors(head, request.header("origin"));
                 let head = TestResponse::from_response(head, true);
                 Exchanged::Stream(TestStream {
                     app: Rc::clone(&client.app),
                     token,
-                    channels: subscribe.channels().to_vec(),
+                    id,
                     head,
                 })
             }
         };
         self.deliver();
         exchanged
+    }
+
+    /// Applies the joins and leaves handlers made, in order, as `Server::apply_changes` does:
+    /// what was published before a join goes to the streams already there, then the joining
+    /// stream gets its replay, then live events.
+    fn apply_changes(&mut self) {
+        let changes = self.hub.take_changes();
+        if changes.is_empty() {
+            return;
+        }
+        self.deliver();
+        for change in changes {
+            match change {
+                Change::Join {
+                    token,
+                    channel,
+                    last_event_id,
+                    after_seq,
+                    ..
+                } => {
+                    let Some(open) = self.streams.get_mut(&token) else {
+                        continue;
+                    };
+                    if open.channels.contains(&channel) {
+                        continue;
+                    }
+                    let replay = match &last_event_id {
+                        Some(id) => self.hub.replay(std::slice::from_ref(&channel), id),
+                        None => self.hub.replay_since(&channel, after_seq),
+                    };
+                    if replay.reset {
+                        open.events.push_back(TestEvent::reset());
+                    }
+                    open.events
+                        .extend(replay.frames.iter().map(|f| TestEvent::parse(f)));
+                    self.hub.subscribe(token, &channel);
+                    open.channels.push(channel);
+                }
+                Change::Leave { token, channel } => {
+                    let Some(open) = self.streams.get_mut(&token) else {
+                        continue;
+                    };
+                    if let Some(at) = open.channels.iter().position(|c| *c == channel) {
+                        open.channels.remove(at);
+                        self.hub.leave_channel(token, &channel);
+                    }
+                }
+            }
+        }
     }
 
     /// Remembers the cookies a response sets (and forgets those it expires).
@@ -448,8 +519,8 @@ impl Shared {
         for (channel, frame) in self.hub.take_pending() {
             let event = TestEvent::parse(&frame);
             for token in self.hub.subscribers_of(&channel).collect::<Vec<_>>() {
-                if let Some(queue) = self.streams.get_mut(&token) {
-                    queue.push_back(event.clone());
+                if let Some(open) = self.streams.get_mut(&token) {
+                    open.events.push_back(event.clone());
                 }
             }
         }
@@ -525,17 +596,22 @@ impl TestResponse {
 
 /// An open stream: the events published to its channels since it opened (after any replay).
 /// Dropping it unsubscribes it, as a client hanging up does.
+///
+/// A joinable stream ([`Subscribe::joinable`](crate::Subscribe::joinable)) has an
+/// [`id`](Self::id), and its first event names it, as on a socket; the app's handlers can then
+/// join and leave channels of it with [`Hub::join`] and [`Hub::leave`].
 pub struct TestStream {
     app: Rc<RefCell<Shared>>,
     token: Token,
-    channels: Vec<String>,
+    id: Option<String>,
     head: TestResponse,
 }
 
 impl fmt::Debug for TestStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TestStream")
-            .field("channels", &self.channels)
+            .field("id", &self.id)
+            .field("channels", &self.channels())
             .finish_non_exhaustive()
     }
 }
@@ -546,9 +622,53 @@ impl TestStream {
         &self.head
     }
 
-    /// The channels it is subscribed to.
-    pub fn channels(&self) -> &[String] {
-        &self.channels
+    /// The channels it is subscribed to now (its handler's, changed by any joins and leaves).
+    pub fn channels(&self) -> Vec<String> {
+        self.app
+            .borrow()
+            .streams
+            .get(&self.token)
+            .map(|open| open.channels.clone())
+            .unwrap_or_default()
+    }
+
+    /// The stream's id, if its handler made it joinable: what a page reads from the first
+    /// event (`event: house-stream`, see [`STREAM_EVENT`](crate::STREAM_EVENT)) and sends to
+    /// the app's join and leave endpoints.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::test::Client;
+    /// use house::{Event, Route, Subscribe, STREAM_EVENT};
+    ///
+    /// let client = Client::new([
+    ///     Route::stream("/events", |_| Subscribe::to("lobby").joinable()),
+    ///     Route::closing("/join", |ctx| {
+    ///         let stream = ctx.request.param("stream").unwrap_or("");
+    ///         let room = ctx.request.param("room").unwrap_or("");
+    ///         ctx.hub.join(stream, room).map(|()| "joined")
+    ///     }),
+    ///     Route::closing("/send", |ctx| {
+    ///         let room = ctx.request.param("room").unwrap_or("").to_owned();
+    ///         ctx.hub.publish(&room, Event::new("hi")).map(|_| "sent")
+    ///     }),
+    /// ])
+    /// .unwrap();
+    ///
+    /// let mut stream = client.stream("/events").unwrap();
+    /// let id = stream.id().unwrap().to_owned();
+    /// // The first event names the id, as on a socket.
+    /// let first = stream.next_event().unwrap();
+    /// assert_eq!((first.event.as_deref(), first.data.as_str()), (Some(STREAM_EVENT), id.as_str()));
+    ///
+    /// let joined = client.post("/join").form(&[("stream", &id), ("room", "kitchen")]).send();
+    /// assert_eq!(joined.text(), "joined");
+    /// client.post("/send").form(&[("room", "kitchen")]).send();
+    /// assert_eq!(stream.next_event().unwrap().data, "hi");
+    /// assert_eq!(stream.channels(), ["lobby", "kitchen"]);
+    /// ```
+    pub fn id(&self) -> Option<&str> {
+        self.id.as_deref()
     }
 
     /// The next event, waiting up to [`EVENT_WAIT`] for one published by a [`Publisher`].
@@ -565,7 +685,7 @@ impl TestStream {
             if let Some(event) = app
                 .streams
                 .get_mut(&self.token)
-                .and_then(VecDeque::pop_front)
+                .and_then(|open| open.events.pop_front())
             {
                 return Some(event);
             }
@@ -585,7 +705,7 @@ impl TestStream {
         app.deliver();
         app.streams
             .get_mut(&self.token)
-            .map(|queue| queue.drain(..).collect())
+            .map(|open| open.events.drain(..).collect())
             .unwrap_or_default()
     }
 }
@@ -593,10 +713,13 @@ impl TestStream {
 impl Drop for TestStream {
     fn drop(&mut self) {
         if let Ok(mut app) = self.app.try_borrow_mut() {
-            for channel in &self.channels {
-                app.hub.unsubscribe(self.token, channel);
+            if let Some(open) = app.streams.remove(&self.token) {
+                for channel in &open.channels {
+                    app.hub.unsubscribe(self.token, channel);
+                }
             }
-            app.streams.remove(&self.token);
+            // Its id names nothing any more: joins answer 404.
+            app.hub.close_stream(self.token);
         }
     }
 }
