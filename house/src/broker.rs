@@ -9,9 +9,8 @@
 //!   response of the request that joined waits for it as for a publish;
 //! - the reader `XREAD`s the channels that have local subscribers, keeping one cursor per
 //!   channel, and answers replay requests for new streams and joins. Deliveries and replay
-//!   answers travel
-//!   to the loop through one ordered queue, so a stream attached after its replay answer sees
-//!   every later event exactly once.
+//!   answers travel to the loop through one ordered queue, so a stream attached (or a channel
+//!   joined) after its replay answer sees every later event exactly once.
 //!
 //! Event ids are `EPOCH.REDIS_ID`. The epoch is a random value stored in Redis at
 //! `house:epoch`; a Redis that lost its data (restarted without persistence) gets a new one, so

@@ -190,7 +190,12 @@ impl Server {
         // Published before the stream subscribes: for the streams already there.
         self.fan_out();
         let now = self.now;
-        let Some(conn) = self.conns.get_mut(&token) else {
+        // Gone, or no longer a stream (the server is shutting down): nothing to send.
+        let Some(conn) = self
+            .conns
+            .get_mut(&token)
+            .filter(|conn| conn.is_attached_to(Some(&channel)))
+        else {
             return;
         };
         if reset {
