@@ -961,3 +961,38 @@ fn a_join_while_redis_is_down_answers_503_and_changes_nothing() {
     let text = read_until(&mut stream, "data: r1");
     assert!(!text.contains("data: d1"), "{text}");
 }
+
+/// Redis stops taking writes while a join is under way: the join's answer is a 503 and the
+/// stream is as before, so joining again once Redis is back works.
+#[test]
+fn a_join_redis_does_not_take_answers_503_and_is_undone() {
+    let redis = Redis::start();
+    let a = node(&redis);
+    let b = node(&redis);
+    let (mut stream, id) = open_joinable(&a, "r", None);
+    let before = a.handle.stats();
+    // Longer than the writer waits for Redis (2 s): the held publish, then the batch with the
+    // join (between two publishes, so the batch writes), fail.
+    let _paused = redis.pause_writes();
+    let mut held = a.connect();
+    held.write_all(b"GET /send?room=u&text=held HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    wait_for("the publish to reach the writer", || {
+        a.handle.stats().events_published > before.events_published
+    });
+    let refused = a.get(&format!("/join-publish?stream={id}&room=u"));
+    assert_eq!(status_of(&refused), 503, "{refused}");
+    assert_eq!(status_of(&read_to_close(&mut held)), 503);
+    let mut con = TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    con.set_read_timeout(Some(PATIENCE)).unwrap();
+    assert_eq!(redis_command(&mut con, &["CLIENT", "UNPAUSE"]), "+OK\r\n");
+    wait_for("publishes to work again", || {
+        status_of(&send(&a, "r", "back")) == 200
+    });
+    assert_eq!(count(&a, "u"), 0);
+    send(&b, "u", "u1");
+    assert_eq!(body_of(&join(&a, &id, "u")), "joined");
+    send(&b, "u", "u2");
+    let text = read_until(&mut stream, "data: u2");
+    assert_eq!(data_of(&text, "u"), ["u2"], "{text}");
+}
