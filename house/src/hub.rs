@@ -469,6 +469,14 @@ impl Hub {
     /// every event published to `channel` after this call, and none before. Joining a channel
     /// the stream already has changes nothing.
     ///
+    /// With the `redis` feature the stream gets the channel's events whichever node publishes
+    /// them, and the response waits, as it does for a publish, until Redis has taken the join,
+    /// so an event published anywhere after the response reaches the stream. The id is known
+    /// only to the node that holds the stream (another node answers
+    /// [`JoinError::UnknownStream`]). When Redis cannot be reached the join fails with
+    /// [`JoinError::Unavailable`] (or, found out later, the response is a 503) and the stream
+    /// is unchanged.
+    ///
     /// # Examples
     /// ```
     /// use house::Route;
@@ -480,13 +488,6 @@ impl Hub {
     /// });
     /// # let _ = join;
     /// ```
-    ///
-    /// With the `redis` feature, this works across nodes: the stream gets the channel's events
-    /// whichever node publishes them, and the response waits, as it does for a publish, until
-    /// Redis has taken the join, so an event published anywhere after the response reaches
-    /// the stream. When Redis cannot be reached the join fails with
-    /// [`JoinError::Unavailable`] (or, found out later, the response is a 503) and the stream
-    /// is unchanged.
     pub fn join(&mut self, stream_id: &str, channel: &str) -> Result<(), JoinError> {
         let token = self.owned_stream(stream_id)?;
         let last_event_id = self.caller.last_event_id.clone();
