@@ -131,6 +131,7 @@
 pub mod __private;
 mod answer;
 mod body;
+pub mod browser;
 #[cfg(feature = "redis")]
 mod broker;
 mod config;
