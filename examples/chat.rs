@@ -1,16 +1,21 @@
 //! `cargo run --release --example chat`, then open http://localhost:4242/index
 //!
-//! A chat room in six handlers. The page (`static/index.html`) listens to its room with an
-//! `EventSource` on `/rooms/NAME/source` (curl may use `/source?room=NAME`), switches rooms on
-//! that same stream by posting its id to `/rooms/switch`, and posts messages to
-//! `/send-message`; the server checks the parameters and publishes each message
-//! to everyone in the room. It remembers the name each visitor chose in their session (the
-//! page asks `/me` for it and pre-fills it), and lets each session send at most 5 messages
-//! per 10 seconds, and each address 20 (4 sessions' worth, over all its sessions: new cookies
-//! buy nothing; clients without a session share one session's 5); past that, `/send-message`
-//! answers `429 Too Many Requests` with `Retry-After`, and the page explains the wait. A
-//! client that keeps no cookies (curl) starts a session only while its address has new
-//! sessions left (60 a minute); after that its messages still go out, and no name is kept.
+//! A chat room in a few handlers. Every tab of the page (`static/index.html`) shares one
+//! stream through `house.js` (served at `/house.js`): one tab holds the `EventSource` on
+//! `/rooms/source`, the others get its events, and entering a room joins the room (and its
+//! `ROOM/presence` channel, for the "N online" count) on that shared stream through
+//! `/rooms/NAME/join`; leaving it goes through `/rooms/NAME/leave`. Messages are posted to
+//! `/send-message`; the server checks the parameters and publishes each message, naming its
+//! room, to everyone in the room. It remembers the name each visitor chose in their session
+//! (the page asks `/me` for it and pre-fills it), and lets each session send at most 5
+//! messages per 10 seconds, and each address 20 (4 sessions' worth, over all its sessions: new
+//! cookies buy nothing; clients without a session share one session's 5); past that,
+//! `/send-message` answers `429 Too Many Requests` with `Retry-After`, and the page explains
+//! the wait. A client that keeps no cookies (curl) starts a session only while its address has
+//! new sessions left (60 a minute); after that its messages still go out, and no name is kept.
+//!
+//! Presence counts streams, not tabs: all tabs of one browser share one stream, so a person
+//! with eight tabs open counts once; two browsers (or a browser and `curl`) count twice.
 //!
 //! Without a browser:
 //!
@@ -18,6 +23,7 @@
 //! curl -N 'localhost:4242/source?room=x'                                # terminal 1
 //! curl -N 'localhost:4242/rooms/x/source'                                # the same, room in the path
 //! curl 'localhost:4242/send-message?room=x&name=ann&message=hello+there' # terminal 2
+//! curl -N 'localhost:4242/source?room=x%2Fpresence'   # `event: join` `{"channel":"x","count":2}`
 //! ```
 //!
 //! Flags: `--host ADDR` (default `127.0.0.1`), `--port N` (default `4242`; `0` picks a free
@@ -43,12 +49,18 @@ use serde::Serialize;
 /// Where the page, its script and its style live, whatever directory the example runs from.
 const STATIC_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/static");
 
-/// What every subscriber of a room receives, as the JSON data of an SSE event.
+/// What every subscriber of a room receives, as the JSON data of an SSE event. It names its
+/// room: a shared stream carries several rooms, and each tab shows only its own.
 #[derive(Serialize)]
 struct Chat {
+    room: String,
     name: String,
     message: String,
 }
+
+/// The shared stream's own channel. Nothing is published to it: the stream gets its rooms by
+/// joining them. Longer than a room's name may be, so no room is this channel.
+const PAGES_CHANNEL: &str = "every open chat page";
 
 // Each handler declares its parameters and their rules; the macro writes the code that looks
 // them up, checks them, and answers `400 Bad Request` naming the first parameter that breaks
@@ -73,6 +85,67 @@ fn source(#[param(max = 16)] room: String) -> Subscribe {
 #[stream_handler("/rooms/{room}/source")]
 fn room_source(#[param(max = 16)] room: String) -> Subscribe {
     Subscribe::to(room).joinable()
+}
+
+/// The stream every tab of the page shares (through `house.js`): joinable, on a channel of its
+/// own; the tabs' rooms are joined to it (`/rooms/NAME/join`).
+#[stream_handler("/rooms/source")]
+fn shared_source() -> Subscribe {
+    Subscribe::to(PAGES_CHANNEL).joinable()
+}
+
+/// The channel of room `room`, or of its presence events with `presence=true`.
+fn room_channel(room: String, presence: bool) -> String {
+    if presence {
+        format!("{room}/presence")
+    } else {
+        room
+    }
+}
+
+/// Joins room `room` (or, with `presence=true`, its `room/presence` channel) to the open
+/// stream `stream`, from the page's `house.js`. With `last_event_id` (a tab took the stream
+/// over) the room's messages after that id come first; without, only what follows. An unknown
+/// or closed stream answers 404, a stream of another session 403, a room name the rules refuse
+/// 400 (the page says why).
+#[closing_handler("/rooms/{room}/join", methods = [POST])]
+fn join_room(
+    #[param(max = 16)] room: String,
+    #[param(max = 32)] stream: String,
+    #[param(default = false)] presence: bool,
+    hub: &mut Hub,
+) -> Result<&'static str, JoinError> {
+    hub.join(&stream, &room_channel(room, presence))?;
+    Ok("joined")
+}
+
+/// Leaves room `room` (or its presence channel) on the open stream `stream`.
+#[closing_handler("/rooms/{room}/leave", methods = [POST])]
+fn leave_room(
+    #[param(max = 16)] room: String,
+    #[param(max = 32)] stream: String,
+    #[param(default = false)] presence: bool,
+    hub: &mut Hub,
+) -> Result<&'static str, JoinError> {
+    hub.leave(&stream, &room_channel(room, presence))?;
+    Ok("left")
+}
+
+/// How many streams are in a room now, as presence events count them.
+#[derive(Serialize)]
+struct Online {
+    channel: String,
+    count: usize,
+}
+
+/// The room's count now, for a page that enters it: presence events only say when it changes.
+#[closing_handler("/rooms/{room}/online", methods = [GET, HEAD])]
+fn online(#[param(max = 16)] room: String, hub: &Hub) -> Json<Online> {
+    let count = hub.subscribers(&room);
+    Json(Online {
+        channel: room,
+        count,
+    })
 }
 
 /// Moves the page's open stream from room `from` to room `to`, without a new connection: the
@@ -111,7 +184,12 @@ fn send_message(
             Err(err) => log::warn!("could not remember the name: {err}"),
         }
     }
-    hub.publish(&room, Event::json(&Chat { name, message }))?;
+    let chat = Chat {
+        room: room.clone(),
+        name,
+        message,
+    };
+    hub.publish(&room, Event::json(&chat))?;
     Ok("sent")
 }
 
@@ -184,10 +262,21 @@ fn rate_limited(route: Route, rate: Rate) -> Route {
     .with_name(name)
 }
 
-/// The chat's routes: the four handlers (sending limited to `rate`), the page's script and
-/// style under `/static/`, and the server's metrics at `/metrics`.
+/// The chat's routes: the handlers (sending limited to `rate`), `house.js`, the page's script
+/// and style under `/static/`, and the server's metrics at `/metrics`.
 pub(crate) fn routes(rate: Rate) -> io::Result<Vec<Route>> {
-    let mut routes = routes![index, source, room_source, switch_room, me];
+    let mut routes = routes![
+        index,
+        source,
+        room_source,
+        shared_source,
+        join_room,
+        leave_room,
+        online,
+        switch_room,
+        me
+    ];
+    routes.push(house::browser::script("/house.js"));
     for send in routes![send_message] {
         routes.push(rate_limited(send, rate));
     }
@@ -314,9 +403,15 @@ fn serve(options: &Options) -> io::Result<()> {
     Ok(())
 }
 
-/// The config for `options`: the defaults, plus Redis when asked for.
+/// The chat's settings whatever the flags: rooms announce who joins and leaves (to
+/// `ROOM/presence`), which the page shows as "N online".
+pub(crate) fn base_config() -> Config {
+    Config::default().with_presence(true)
+}
+
+/// The config for `options`: [`base_config`], plus Redis when asked for.
 fn config(options: &Options) -> io::Result<Config> {
-    let config = Config::default();
+    let config = base_config();
     match &options.redis {
         None => Ok(config),
         #[cfg(feature = "redis")]

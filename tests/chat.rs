@@ -20,7 +20,7 @@ fn get_and_post_publish_json_to_the_room() {
     assert_eq!(sent.text(), "sent");
     assert_eq!(
         room.next_json(),
-        json!({"name": "ann", "message": "hello there"})
+        json!({"room": "x", "name": "ann", "message": "hello there"})
     );
 
     // A form body, with characters that need encoding and JSON escaping.
@@ -29,7 +29,7 @@ fn get_and_post_publish_json_to_the_room() {
     assert_eq!(sent.status(), 200, "{}", sent.text());
     assert_eq!(
         room.next_json(),
-        json!({"name": "Böb \"the builder\"", "message": "a & b = <c>\nnew line"})
+        json!({"room": "x", "name": "Böb \"the builder\"", "message": "a & b = <c>\nnew line"})
     );
 
     // Every subscriber of the room gets it, whether it names the room in the query or the path.
@@ -39,7 +39,7 @@ fn get_and_post_publish_json_to_the_room() {
         "/send-message?room=x&name=cy&message=for+both",
         &[],
     );
-    let expected = json!({"name": "cy", "message": "for both"});
+    let expected = json!({"room": "x", "name": "cy", "message": "for both"});
     assert_eq!(room.next_json(), expected);
     assert_eq!(second.next_json(), expected);
 }
@@ -119,6 +119,72 @@ fn a_stream_switches_rooms_without_reconnecting() {
         &[],
     );
     assert_eq!(stream.next_json()["message"], "still b");
+}
+
+#[test]
+fn the_shared_stream_joins_rooms_and_their_presence() {
+    let chat = spawn_chat();
+    let mut shared = subscribe(chat.addr, "/rooms/source");
+    let post = |target: &str, body: &str| request(chat.addr, "POST", target, &[], body);
+    let online = |room: &str| get(chat.addr, &format!("/rooms/{room}/online"), &[]);
+    assert_eq!(online("a").text(), r#"{"channel":"a","count":0}"#);
+
+    // The page joins the room's presence first, then the room: its own arrival is announced.
+    let id = &shared.id.clone();
+    assert_eq!(
+        post("/rooms/a/join", &format!("stream={id}&presence=true")).status(),
+        200
+    );
+    assert_eq!(post("/rooms/a/join", &format!("stream={id}")).status(), 200);
+    assert_eq!(shared.next_json(), json!({"channel": "a", "count": 1}));
+    assert_eq!(online("a").text(), r#"{"channel":"a","count":1}"#);
+    let mut plain = subscribe(chat.addr, "/source?room=a");
+    assert_eq!(shared.next_json(), json!({"channel": "a", "count": 2}));
+
+    // Messages name their room.
+    let send = |room: &str, message: &str| {
+        let target = format!("/send-message?room={room}&name=ann&message={message}");
+        assert_eq!(get(chat.addr, &target, &[]).status(), 200);
+    };
+    send("a", "hello+a");
+    assert_eq!(
+        shared.next_json(),
+        json!({"room": "a", "name": "ann", "message": "hello a"})
+    );
+    assert_eq!(plain.next_json()["message"], "hello a");
+
+    // Leaving the room (not its presence): the count drops, and a's messages stop.
+    assert_eq!(
+        post("/rooms/a/leave", &format!("stream={id}")).status(),
+        200
+    );
+    assert_eq!(shared.next_json(), json!({"channel": "a", "count": 1}));
+    send("a", "not+for+you");
+    assert_eq!(post("/rooms/b/join", &format!("stream={id}")).status(), 200);
+    send("b", "hello+b");
+    // Had the stream still been in `a`, a's message would come first.
+    assert_eq!(shared.next_json()["message"], "hello b");
+
+    // Bad input gets the right status, and the server still serves.
+    let long = post(
+        &format!("/rooms/{}/join", "r".repeat(17)),
+        &format!("stream={id}"),
+    );
+    assert_eq!(long.status(), 400);
+    assert_eq!(
+        long.text(),
+        "400 Bad Request: parameter `room` must be at most 16 characters (got 17)\n"
+    );
+    let unknown = post("/rooms/b/join", "stream=0123456789abcdef0123456789abcdef");
+    assert_eq!(unknown.status(), 404, "{}", unknown.text());
+    assert_eq!(post("/rooms/b/leave", "").status(), 400);
+    assert_eq!(
+        post("/rooms/b/join", &format!("stream={id}&presence=maybe")).status(),
+        400
+    );
+    assert_eq!(get(chat.addr, "/rooms/b/join", &[]).status(), 405);
+    send("b", "still+b");
+    assert_eq!(shared.next_json()["message"], "still b");
 }
 
 /// `n` copies of `c`, for parameter lengths at and beyond each rule's boundary.

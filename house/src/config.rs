@@ -256,7 +256,7 @@ settings! {
     new_sessions_per_addr: u32, with_new_sessions_per_addr, "[`NEW_SESSIONS_PER_ADDR`] (0 lets no client start a session)";
     new_sessions_window: Duration, with_new_sessions_window, "[`NEW_SESSIONS_WINDOW`]";
     session_secure: bool, with_session_secure, "whether the session cookie is `Secure` (default `false`; set it when clients reach the server over HTTPS, through a TLS proxy)";
-    presence: bool, with_presence, "whether streams announce themselves (default `false`): when a stream joins or leaves channel `room`, an event `join` or `leave` with data `{\"count\":N}` (the channel's subscribers on this server, after the change) is published to `room/presence`; channels whose names end in `/presence` announce nothing";
+    presence: bool, with_presence, "whether streams announce themselves (default `false`): when a stream joins or leaves channel `room`, an event `join` or `leave` with data `{\"channel\":\"room\",\"count\":N}` (the channel's subscribers on this server, after the change) is published to `room/presence`; channels whose names end in `/presence` announce nothing";
 }
 
 impl Config {

@@ -865,13 +865,16 @@ impl Hub {
         }
     }
 
-    /// With presence on, publishes that a stream joined or left `channel`, with the count now.
+    /// With presence on, publishes that a stream joined or left `channel`, with the count now
+    /// and the channel's name (a page that listens to several presence channels on one
+    /// stream tells them apart by it): `{"channel":"lobby","count":2}`.
     fn announce(&mut self, channel: &str, change: &str) {
         if !self.presence || channel.ends_with(PRESENCE_SUFFIX) {
             return;
         }
         let count = self.subscribers(channel);
-        let event = Event::new(format!("{{\"count\":{count}}}")).event(change);
+        let data = serde_json::json!({ "channel": channel, "count": count });
+        let event = Event::new(data.to_string()).event(change);
         // Nobody's response waits for a presence event.
         let tickets = self.tickets.len();
         if let Err(err) = self.publish(&format!("{channel}{PRESENCE_SUFFIX}"), event) {
@@ -1124,8 +1127,8 @@ mod tests {
         assert_eq!(
             text,
             [
-                "event: join\ndata: {\"count\":2}\n\n",
-                "event: leave\ndata: {\"count\":1}\n\n"
+                "event: join\ndata: {\"channel\":\"a\",\"count\":2}\n\n",
+                "event: leave\ndata: {\"channel\":\"a\",\"count\":1}\n\n"
             ]
         );
         assert_eq!(hub.channel_count(), 2, "no a/presence/presence");

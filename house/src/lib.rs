@@ -131,9 +131,9 @@
 pub mod __private;
 mod answer;
 mod body;
-pub mod browser;
 #[cfg(feature = "redis")]
 mod broker;
+pub mod browser;
 mod config;
 mod conn;
 mod cors;

@@ -16,7 +16,10 @@ fn header<'a>(response: &'a str, name: &str) -> Option<&'a str> {
 fn server() -> TestServer {
     TestServer::start(
         Config::default(),
-        vec![house::browser::script("/house.js"), Route::closing("/", |_| "home")],
+        vec![
+            house::browser::script("/house.js"),
+            Route::closing("/", |_| "home"),
+        ],
     )
 }
 
@@ -40,7 +43,11 @@ fn serves_the_script_with_a_validator_and_answers_304_when_current() {
     assert!(etag.starts_with('"') && etag.ends_with('"'), "{etag}");
 
     // The browser's copy is current: 304 with no body, the same validator.
-    for tags in [etag.clone(), format!("W/{etag}"), format!("\"old\", {etag}")] {
+    for tags in [
+        etag.clone(),
+        format!("W/{etag}"),
+        format!("\"old\", {etag}"),
+    ] {
         let response = server.exchange(
             format!(
                 "GET /house.js HTTP/1.1\r\nHost: t\r\nIf-None-Match: {tags}\r\nConnection: close\r\n\r\n"

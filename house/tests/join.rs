@@ -300,14 +300,14 @@ fn with_presence_joining_and_leaving_are_announced() {
     read_until_count(
         &mut watcher,
         &mut buffer,
-        "event: join\ndata: {\"count\":1}",
+        "event: join\ndata: {\"channel\":\"b\",\"count\":1}",
         1,
     );
     post_ok(&server, &format!("/leave?stream={id}&room=b"));
     read_until_count(
         &mut watcher,
         &mut buffer,
-        "event: leave\ndata: {\"count\":0}",
+        "event: leave\ndata: {\"channel\":\"b\",\"count\":0}",
         1,
     );
 }

@@ -318,9 +318,18 @@ fn with_presence_streams_announce_joining_and_leaving() {
     assert_eq!(
         got,
         [
-            ("join".to_owned(), r#"{"count":1}"#.to_owned()),
-            ("join".to_owned(), r#"{"count":2}"#.to_owned()),
-            ("leave".to_owned(), r#"{"count":1}"#.to_owned()),
+            (
+                "join".to_owned(),
+                r#"{"channel":"lobby","count":1}"#.to_owned()
+            ),
+            (
+                "join".to_owned(),
+                r#"{"channel":"lobby","count":2}"#.to_owned()
+            ),
+            (
+                "leave".to_owned(),
+                r#"{"channel":"lobby","count":1}"#.to_owned()
+            ),
         ]
     );
     // Every channel has its own; a presence channel announces nothing about itself.

@@ -8,7 +8,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use house::{Config, Handle, Server};
+use house::{Handle, Server};
 
 // The example's own file, so the tests exercise exactly the routes `cargo run --example chat`
 // serves. Its `main` and flag parsing are only used by the binary.
@@ -35,8 +35,12 @@ pub(crate) fn spawn_chat() -> Chat {
 /// Starts the chat app on `127.0.0.1:0` with `rate` (the example's default is
 /// `app::Rate::default()`).
 pub(crate) fn spawn_chat_with(rate: app::Rate) -> Chat {
-    let server =
-        Server::bind("127.0.0.1:0", Config::default(), app::routes(rate).unwrap()).unwrap();
+    let server = Server::bind(
+        "127.0.0.1:0",
+        app::base_config(),
+        app::routes(rate).unwrap(),
+    )
+    .unwrap();
     let addr = server.local_addr();
     let handle = server.handle();
     let thread = std::thread::spawn(move || server.run());
