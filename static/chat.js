@@ -1,4 +1,4 @@
-// The house chat page: one EventSource for the room, fetch POST to send.
+// The house chat page: one stream shared by all its tabs (house.js), fetch POST to send.
 // User data only ever reaches the page through textContent, never innerHTML.
 "use strict";
 
@@ -38,108 +38,130 @@
     $("status-text").textContent = text || state;
   }
 
-  let source = null;
-  let retryDelay = 1000;
-  // The room's stream; the room is a path segment, so `/` and `?` in it are encoded. A room
-  // switch keeps this stream (and its URL's room, `streamRoom`): the server moves it.
-  const streamRoom = room;
-  const streamUrl = `/rooms/${encodeURIComponent(room)}/source`;
-  // The open stream's id, its first event: the right to move it to another room.
-  let streamId = null;
-
-  function connect() {
-    setState(source ? "reconnecting" : "connecting");
-    source = new EventSource(streamUrl);
-    source.onopen = () => {
-      retryDelay = 1000;
-      setState("live");
-    };
-    source.onmessage = (event) => {
-      let chat;
-      try {
-        chat = JSON.parse(event.data);
-      } catch {
-        return;
-      }
-      if (chat && typeof chat.name === "string" && typeof chat.message === "string") {
-        addMessage(chat.name, chat.message);
-      }
-    };
-    source.addEventListener("house-stream", (event) => {
-      streamId = event.data;
-      // A reconnected stream starts in the URL's room: move it back to the one shown.
-      if (room !== streamRoom) moveStream(streamRoom, room).catch(() => {});
+  // Every tab of this page shares one stream (house.js, served at /house.js): one tab holds
+  // the EventSource, and the room this tab shows, and its presence channel, are joined to that
+  // stream. Events name their room, so each tab shows only its own.
+  const roomUrl = (name, what) => `/rooms/${encodeURIComponent(name)}/${what}`;
+  const PRESENCE = "/presence";
+  // house.js's join and leave for a channel: `ROOM` or `ROOM/presence`.
+  const change = (what) => (stream, channel, lastEventId) => {
+    const presence = channel.endsWith(PRESENCE);
+    const body = new URLSearchParams({ stream, presence });
+    if (lastEventId) body.set("last_event_id", lastEventId);
+    return fetch(roomUrl(presence ? channel.slice(0, -PRESENCE.length) : channel, what), {
+      method: "POST",
+      body,
     });
-    // The server says so when this stream missed events (it had to drop its history).
-    source.addEventListener("reset", () => addNotice("Some messages were missed while you were away."));
-    source.onerror = () => {
-      if (source.readyState === EventSource.CONNECTING) {
-        // The browser reconnects by itself (and resumes with Last-Event-ID).
-        setState("reconnecting");
-      } else {
-        // Closed for good: the server answered something other than a stream.
-        source.close();
-        explainRefusal();
+  };
+  let refused = false;
+  const tabs = house.connect("/rooms/source", {
+    join: change("join"),
+    leave: change("leave"),
+    events: ["join", "leave"],
+    channelOf(event) {
+      try {
+        const data = JSON.parse(event.data);
+        if (event.type === "join" || event.type === "leave") return `${data.channel}${PRESENCE}`;
+        return typeof data.room === "string" ? data.room : undefined;
+      } catch {
+        return undefined;
       }
-    };
+    },
+    // The shared stream's own channel carries nothing: what it missed comes back through the
+    // joins (with the last event id), so a takeover does not report a gap for it.
+    resume: false,
+    onState: (state) => refused || setState(state),
+  });
+
+  tabs.addEventListener("message", (event) => {
+    let chat;
+    try {
+      chat = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (chat?.room === room && typeof chat.name === "string" && typeof chat.message === "string") {
+      addMessage(chat.name, chat.message);
+    }
+  });
+  // The server says so when the stream missed events (it had to drop its history).
+  tabs.addEventListener("reset", () => addNotice("Some messages were missed while you were away."));
+
+  // Who is online: presence counts streams, and all tabs of a browser share one, so a person
+  // counts once however many tabs they have open.
+  let presenceSeen = false;
+  function showOnline(count) {
+    const online = $("online");
+    online.dataset.count = count;
+    online.textContent = `${count} online`;
+    online.hidden = false;
+  }
+  function onPresence(event) {
+    let presence;
+    try {
+      presence = JSON.parse(event.data);
+    } catch {
+      return;
+    }
+    if (presence?.channel === room && Number.isInteger(presence.count)) {
+      presenceSeen = true;
+      showOnline(presence.count);
+    }
+  }
+  tabs.addEventListener("join", onPresence);
+  tabs.addEventListener("leave", onPresence);
+
+  // Joins room `to` (its presence first, so this stream's own arrival is counted), then asks
+  // the count once: presence events only say when it changes. An event that arrives after the
+  // question is newer than its answer.
+  async function enter(to) {
+    await tabs.subscribe(`${to}${PRESENCE}`);
+    await tabs.subscribe(to);
+    presenceSeen = false;
+    const response = await fetch(roomUrl(to, "online"));
+    const online = response.ok ? await response.json() : null;
+    if (room === to && !presenceSeen && Number.isInteger(online?.count)) showOnline(online.count);
   }
 
-  // EventSource hides the status and body of a refused stream; ask once more to show why,
-  // then try again later (a 503 at the connection cap is temporary).
-  async function explainRefusal() {
-    setState("reconnecting");
-    const controller = new AbortController();
-    try {
-      const response = await fetch(streamUrl, {
-        signal: controller.signal,
-        headers: { Accept: "text/event-stream" },
-      });
-      if (response.ok) {
-        controller.abort(); // a stream after all: the retry below reconnects properly
-      } else {
-        const detail = describe(await response.text().catch(() => ""), response.status);
-        setError("form", `Cannot join #${room}: ${detail}`);
-        if (response.status === 400) {
-          setState("offline", "offline");
-          return; // retrying cannot fix a bad room name
-        }
-      }
-    } catch {
-      // Unreachable; the retry below covers it.
-    }
-    setTimeout(connect, retryDelay);
-    retryDelay = Math.min(retryDelay * 2, 30000);
+  function leave(from) {
+    tabs.unsubscribe(from);
+    tabs.unsubscribe(`${from}${PRESENCE}`);
+  }
+
+  // A room the server refuses (a name too long, say): say why; retrying cannot fix it.
+  function explainRefusal(err, to) {
+    if (room !== to || !(err?.status >= 400 && err.status < 500 && err.status !== 404)) return;
+    refused = true;
+    setError("form", `Cannot join #${to}: ${describe(err.detail || "", err.status)}`);
+    setState("offline", "offline");
+  }
+
+  function enterOrExplain(to) {
+    enter(to).catch((err) => explainRefusal(err, to));
   }
 
   // Switching rooms -------------------------------------------------------------
 
-  // Moves the open stream from room `from` to room `to`; the server answers once it has.
-  async function moveStream(from, to) {
-    const body = new URLSearchParams({ stream: streamId, from, to });
-    const response = await fetch("/rooms/switch", { method: "POST", body });
-    if (!response.ok) throw new Error(`switch answered ${response.status}`);
-  }
-
-  // The switch form moves this page's stream to the new room, keeping the one connection; if
-  // that cannot be done (no stream yet, a room the server refuses), it loads the room's page.
+  // The switch form moves this tab to another room on the same shared stream: the old room is
+  // left (when no other tab shows it) and the new one joined, without a new connection.
   const switchForm = document.querySelector("form.switch");
-  switchForm.addEventListener("submit", async (event) => {
+  switchForm.addEventListener("submit", (event) => {
     const to = switchForm.elements.room.value.trim();
-    if (!streamId || !to || to === room) return;
+    if (!to || to === room) return;
     event.preventDefault();
-    try {
-      await moveStream(room, to);
-    } catch {
-      switchForm.submit();
-      return;
-    }
+    const from = room;
     room = to;
+    refused = false;
+    setState(tabs.state);
     showRoom();
     history.pushState(null, "", `/index?room=${encodeURIComponent(room)}`);
     switchForm.elements.room.value = "";
     list.replaceChildren();
     $("empty").hidden = false;
+    $("online").hidden = true;
     clearErrors();
+    leave(from);
+    enterOrExplain(to);
   });
 
   // Messages -------------------------------------------------------------------
@@ -264,5 +286,5 @@
   });
 
   prefillName();
-  connect();
+  enterOrExplain(room);
 })();

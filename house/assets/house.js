@@ -90,6 +90,7 @@
       const name = options.name || `house:${this.url}`;
       this.name = name;
       this.bus = typeof BroadcastChannel === "function" ? new BroadcastChannel(name) : null;
+      if (this.bus) this.bus.onmessage = (event) => this.onBus(event.data);
       this.onPageHide = () => this.close();
       addEventListener("pagehide", this.onPageHide);
       if (!this.bus) {

@@ -179,9 +179,9 @@ try {
   const gus = await open("gus", "/index");
   await eve.waitForFunction(() => window.__eventSources === 1);
   await eve.fill("form.switch input[name=room]", "kitchen");
-  const switched = eve.waitForResponse((r) => r.url().endsWith("/rooms/switch"));
+  const switched = eve.waitForResponse((r) => r.url().endsWith("/rooms/kitchen/join"));
   await eve.click("form.switch button");
-  check((await switched).status() === 200, "eve's page asks the server to move its stream");
+  check((await switched).status() === 200, "eve's page asks the server to join the new room to its stream");
   await eve.waitForFunction(() => document.getElementById("room-name").textContent === "kitchen");
   check(new URL(eve.url()).search === "?room=kitchen", "the page's address names the new room");
   check((await send(fay, "Fay", "Welcome to the kitchen!")) === 200, "fay writes in the kitchen");
@@ -202,6 +202,24 @@ try {
     "the switched page gets the new room's messages on the same connection",
   );
   await counted.close();
+
+  // Presence: each browser counts once, however many tabs it has open in the room.
+  const online = async (page, count) => {
+    await page.locator(`#online[data-count="${count}"]`).waitFor();
+    return (await page.textContent("#online")) === `${count} online`;
+  };
+  const hal = await open("hal", "/index?room=porch");
+  check(await online(hal, 1), "hal alone on the porch sees 1 online");
+  const ivy = await open("ivy", "/index?room=porch");
+  check(await online(ivy, 2), "ivy, in another browser, sees 2 online");
+  check(await online(hal, 2), "hal sees ivy arrive: 2 online");
+  const halAgain = await open("hal", "/index?room=porch", "live", hal.context());
+  check(await online(halAgain, 2), "a second tab of hal's still counts hal once: 2 online");
+  const asked = await (await fetch(`${base}/rooms/porch/online`)).json();
+  check(asked.count === 2, `the server counts two streams in the room (${JSON.stringify(asked)})`);
+  await ivy.context().close();
+  check(await online(hal, 1), "ivy leaves and hal sees 1 online");
+  check(await online(halAgain, 1), "so does hal's second tab");
 
   // A room name the server refuses: the page says why instead of retrying forever.
   const lost = await open("cy", "/index?room=seventeen-letters", "offline");
