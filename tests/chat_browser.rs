@@ -32,6 +32,9 @@ fn two_pages_chat_in_chromium() {
         "ok: the wait is explained",
         "ok: eve no longer receives the old room's messages",
         "ok: the switched page gets the new room's messages on the same connection",
+        "ok: hal sees ivy arrive: 2 online",
+        "ok: a second tab of hal's still counts hal once: 2 online",
+        "ok: ivy leaves and hal sees 1 online",
     ] {
         assert!(stdout.contains(check), "{stdout}");
     }

@@ -42,10 +42,11 @@
 (function (global) {
   /// Event ids each tab remembers, to drop one delivered already.
   const SEEN_LIMIT = 4096;
-  /// Without Web Locks: how often the holder says it is alive.
-  const BEAT_MS = 250;
+  /// Without Web Locks: how often the holder says it is alive (a hidden tab runs timers about
+  /// once a second, so no faster).
+  const BEAT_MS = 1000;
   /// Without Web Locks: silence after which the holder counts as gone.
-  const HOLDER_TIMEOUT_MS = 1500;
+  const HOLDER_TIMEOUT_MS = 3500;
   /// Without Web Locks: how long a claim waits for a better (lower) one.
   const CLAIM_MS = 100;
   /// A refused stream is opened again after this, doubling up to RETRY_MAX_MS.

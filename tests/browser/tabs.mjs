@@ -1,0 +1,180 @@
+// Drives 8 tabs of the chat page on one origin in headless Chromium: more than the 6
+// connections HTTP/1.1 allows per origin, so they only all work by sharing one stream
+// (house.js). Messages published over HTTP reach every tab exactly once, in order, also while
+// and after the tab holding the stream closes and another takes over.
+//
+//   node tests/browser/tabs.mjs http://127.0.0.1:PORT locks|fallback
+//
+// `fallback` deletes `navigator.locks` before any script runs, so the tabs elect the holder
+// over their BroadcastChannel. Run by tests/tabs_browser.rs (which starts the chat); exits
+// non-zero on the first failed check. CHROMIUM overrides the browser.
+import { chromium } from "playwright-core";
+
+const [base, mode] = process.argv.slice(2);
+if (!base || !["locks", "fallback"].includes(mode)) {
+  console.error("usage: node tabs.mjs BASE_URL locks|fallback");
+  process.exit(2);
+}
+
+const TIMEOUT = 15_000;
+const TABS = 8;
+const room = "lobby";
+
+function check(ok, what) {
+  if (!ok) throw new Error(`check failed: ${what}`);
+  console.log(`ok: ${what}`);
+}
+
+/// Waits (bounded) until `probe()` returns something truthy; returns it.
+async function until(what, probe) {
+  const deadline = Date.now() + TIMEOUT;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  headless: true,
+  timeout: 30_000,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+
+const problems = [];
+
+// What the server holds: open streams, from its metrics.
+async function streams() {
+  const text = await (await fetch(`${base}/metrics`)).text();
+  const line = text.split("\n").find((l) => l.startsWith('house_connections{kind="stream"}'));
+  return Number(line?.split(" ")[1]);
+}
+
+// Published over HTTP, one after another, so their order is the order they are sent in.
+let sent = 0;
+const expected = [];
+async function publish(count) {
+  for (let i = 0; i < count; i++) {
+    sent += 1;
+    const message = `tab message ${String(sent).padStart(2, "0")}`;
+    const body = new URLSearchParams({ room, name: "bot", message });
+    const response = await fetch(`${base}/send-message`, { method: "POST", body });
+    if (response.status !== 200) throw new Error(`publishing ${message}: ${response.status}`);
+    expected.push(message);
+  }
+}
+
+const shown = (page) =>
+  page.evaluate(() => [...document.querySelectorAll("#messages .msg .text")].map((t) => t.textContent));
+
+// Every page shows exactly `expected`: waits until each has as many, then compares (a
+// duplicate or a gap shows up as a difference).
+async function everyTabHasAll(pages, what) {
+  for (const [i, page] of pages.entries()) {
+    await page.waitForFunction(
+      (n) => document.querySelectorAll("#messages .msg").length >= n,
+      expected.length,
+      { timeout: TIMEOUT },
+    );
+    const got = await shown(page);
+    check(
+      JSON.stringify(got) === JSON.stringify(expected),
+      `tab ${i + 1} of ${pages.length} shows all ${expected.length} messages once, in order${what}` +
+        (JSON.stringify(got) === JSON.stringify(expected) ? "" : `: ${JSON.stringify(got)}`),
+    );
+  }
+}
+
+// The pages whose own EventSource is open (the holders).
+async function holders(pages) {
+  const open = await Promise.all(
+    pages.map((page) => page.evaluate(() => window.__sources.filter((s) => s.readyState !== 2).length)),
+  );
+  return pages.filter((_, i) => open[i] > 0);
+}
+
+try {
+  const context = await browser.newContext({ viewport: { width: 800, height: 600 } });
+  if (mode === "fallback") {
+    await context.addInitScript(() => {
+      delete Navigator.prototype.locks;
+    });
+  }
+  // Every EventSource a page opens is recorded.
+  await context.addInitScript(() => {
+    const Original = window.EventSource;
+    window.__sources = [];
+    window.EventSource = function (...args) {
+      const source = new Original(...args);
+      window.__sources.push(source);
+      return source;
+    };
+    window.EventSource.prototype = Original.prototype;
+    Object.assign(window.EventSource, { CONNECTING: 0, OPEN: 1, CLOSED: 2 });
+  });
+
+  const pages = [];
+  for (let i = 0; i < TABS; i++) {
+    const page = await context.newPage();
+    page.setDefaultTimeout(TIMEOUT);
+    page.on("pageerror", (err) => problems.push(`tab ${i + 1}: script error: ${err.message}`));
+    await page.goto(`${base}/index?room=${room}`);
+    pages.push(page);
+  }
+  for (const page of pages) await page.locator("#status[data-state=live]").waitFor();
+  // Each tab shows the count once it has joined the room: then messages reach it.
+  for (const page of pages) await page.locator("#online[data-count='1']").waitFor();
+  check(true, `${TABS} tabs of the chat are live in #${room}`);
+  if (mode === "fallback") {
+    const locks = await pages[0].evaluate(() => typeof navigator.locks);
+    check(locks === "undefined", "the tabs have no Web Locks");
+  }
+  check((await holders(pages)).length === 1, "exactly one tab holds an EventSource");
+  await until("one stream on the server", async () => (await streams()) === 1);
+  check((await streams()) === 1, "the server holds exactly one stream for all the tabs");
+
+  await publish(20);
+  await everyTabHasAll(pages, "");
+
+  // The holding tab closes; messages keep coming while the others take over.
+  const [holder] = await holders(pages);
+  const rest = pages.filter((page) => page !== holder);
+  await holder.close();
+  await publish(10);
+  const [next] = await until("a new holder", async () => {
+    const found = await holders(rest);
+    return found.length === 1 ? found : null;
+  });
+  for (const page of rest) await page.locator("#status[data-state=live]").waitFor();
+  check(true, "another tab took the stream over");
+  await publish(10);
+  await everyTabHasAll(rest, " through the handover");
+  check((await holders(rest)).length === 1 && rest.includes(next), "still exactly one tab holds an EventSource");
+  await until("one stream after the handover", async () => (await streams()) === 1);
+  check((await streams()) === 1, "the server holds exactly one stream after the handover");
+
+  // A late duplicate would arrive before a later message: one more, and the lists stay exact.
+  await publish(1);
+  await everyTabHasAll(rest, ", with nothing repeated late");
+  const notices = await Promise.all(rest.map((page) => page.locator("#messages .notice").count()));
+  check(notices.every((n) => n === 0), `no tab was told it missed messages (${notices})`);
+
+  check(problems.length === 0, `no script errors${problems.length ? ": " + problems.join("; ") : ""}`);
+} catch (err) {
+  console.error(err.stack || String(err));
+  for (const problem of problems) console.error(problem);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}
