@@ -24,7 +24,7 @@ fn run(mode: &str) -> String {
     )
 }
 
-const CHECKS: [&str; 11] = [
+const CHECKS: [&str; 13] = [
     "ok: 8 tabs of the chat are live in #lobby",
     "ok: exactly one tab holds an EventSource",
     "ok: the server holds exactly one stream for all the tabs",
@@ -35,6 +35,8 @@ const CHECKS: [&str; 11] = [
     "ok: the server holds exactly one stream after the handover",
     "ok: tab 7 of 7 shows all 41 messages once, in order, with nothing repeated late",
     "ok: no tab was told it missed messages",
+    "ok: a tab in another room joins it to the same stream",
+    "ok: the porch's last tab closed: the stream left the porch, not the lobby",
     "ok: no script errors",
 ];
 

@@ -164,6 +164,23 @@ try {
   await until("one stream after the handover", async () => (await streams()) === 1);
   check((await streams()) === 1, "the server holds exactly one stream after the handover");
 
+  // A tab in another room: the shared stream joins that room too, the lobby tabs do not show
+  // its messages, and when its last tab closes the stream leaves it.
+  const online = async (name) => (await (await fetch(`${base}/rooms/${name}/online`)).json()).count;
+  const porch = await context.newPage();
+  porch.setDefaultTimeout(TIMEOUT);
+  porch.on("pageerror", (err) => problems.push(`porch tab: script error: ${err.message}`));
+  await porch.goto(`${base}/index?room=porch`);
+  await porch.locator("#online[data-count='1']").waitFor();
+  check((await online("porch")) === 1 && (await online("lobby")) === 1, "a tab in another room joins it to the same stream");
+  check((await streams()) === 1 && (await holders([...rest, porch])).length === 1, "still one stream, one holder");
+  const body = new URLSearchParams({ room: "porch", name: "bot", message: "only on the porch" });
+  check((await fetch(`${base}/send-message`, { method: "POST", body })).status === 200, "a message to the porch");
+  await porch.locator("#messages .msg .text", { hasText: "only on the porch" }).waitFor();
+  await porch.close();
+  await until("the stream to leave the porch", async () => (await online("porch")) === 0);
+  check((await online("lobby")) === 1, "the porch's last tab closed: the stream left the porch, not the lobby");
+
   // A late duplicate would arrive before a later message: one more, and the lists stay exact.
   await publish(1);
   await everyTabHasAll(rest, ", with nothing repeated late");
