@@ -16,7 +16,9 @@ use std::sync::Mutex;
 static ONE_BROWSER: Mutex<()> = Mutex::new(());
 
 fn run(mode: &str) -> String {
-    let _one = ONE_BROWSER.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let _one = ONE_BROWSER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
     let chat = chat_support::spawn_chat();
     browser_support::run_driver(
         "tabs.mjs",
