@@ -385,7 +385,8 @@
 
     listen(type) {
       const source = this.source;
-      if (!source || this.listening.has(type) || type === "house-stream") return;
+      // `open` and `error` are the EventSource's own; `house-stream` is the holder's.
+      if (!source || this.listening.has(type) || ["house-stream", "open", "error"].includes(type)) return;
       this.listening.add(type);
       source.addEventListener(type, (event) => {
         if (source !== this.source) return;
