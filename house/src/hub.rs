@@ -19,6 +19,7 @@ use mio::{Token, Waker};
 #[cfg(feature = "redis")]
 use crate::broker::{Broker, BrokerDown, BrokerMsg};
 use crate::config::Config;
+use crate::printable::Printable;
 use crate::response::{IntoResponse, Response, Status};
 use crate::session::TOKEN_BYTES;
 use crate::sse::{Event, Frame};
@@ -878,7 +879,7 @@ impl Hub {
         // Nobody's response waits for a presence event.
         let tickets = self.tickets.len();
         if let Err(err) = self.publish(&format!("{channel}{PRESENCE_SUFFIX}"), event) {
-            log::debug!("presence of `{channel}` not published: {err}");
+            log::debug!("presence of `{}` not published: {err}", Printable(channel));
         }
         self.tickets.truncate(tickets);
     }
