@@ -1,7 +1,8 @@
 //! CORS in a real browser: headless Chromium, driven by `tests/browser/cors.mjs`, loads a page
 //! from one house server (origin A, `http://127.0.0.1:PORT_A`) that uses the API and stream of
-//! another (origin B, `http://localhost:PORT_B`), which allows A with credentials; the same
-//! page from a third server (origin C, not allowed) is refused.
+//! another (origin B, `http://localhost:PORT_B`), which allows A with credentials, and moves its
+//! one stream to another room by the stream's id; the same page from a third server (origin
+//! C, not allowed) is refused.
 //!
 //! Needs Debian's `chromium` and `npm ci` in `tests/browser`, like `tests/chat_browser.rs`;
 //! without them this test fails (it never skips).
@@ -63,13 +64,24 @@ fn a_page_on_another_origin_posts_and_streams_and_a_third_is_refused() {
         Config::default().with_cors(cors),
         vec![
             Route::stream("/events", |_| Subscribe::to("room")).with_methods(Methods::GET),
+            Route::stream("/joinable", |_| Subscribe::to("room").joinable())
+                .with_methods(Methods::GET),
+            // Moves a joinable stream from `room` to the form's `room`.
+            Route::closing("/switch", |ctx| {
+                let stream = ctx.request.param("stream").unwrap_or("").to_owned();
+                let to = ctx.request.param("room").unwrap_or("").to_owned();
+                ctx.hub.leave(&stream, "room")?;
+                ctx.hub.join(&stream, &to).map(|()| "switched")
+            })
+            .with_methods(Methods::POST),
             Route::closing("/send", move |ctx| {
                 counted.fetch_add(1, Ordering::SeqCst);
                 let Ok(body) = std::str::from_utf8(ctx.request.body()) else {
                     return Response::error(Status::BAD_REQUEST, "not UTF-8");
                 };
                 let body = body.to_owned();
-                match ctx.hub.publish("room", Event::new(body)) {
+                let room = ctx.request.param("room").unwrap_or("room").to_owned();
+                match ctx.hub.publish(&room, Event::new(body)) {
                     Ok(_) => Response::text(Status::OK, "sent"),
                     Err(err) => Response::error(Status::SERVICE_UNAVAILABLE, err),
                 }
@@ -91,10 +103,12 @@ fn a_page_on_another_origin_posts_and_streams_and_a_third_is_refused() {
         "ok: the allowed origin's stream receives the published event",
         "ok: the refused origin's EventSource errors and closes",
         "ok: the refused origin's fetch rejects",
+        "ok: the allowed origin switches its stream to another room",
     ] {
         assert!(stdout.contains(check), "{stdout}");
     }
     // The refused page's POST never reached the handler: a JSON POST is preflighted, and the
     // preflight was refused (without one the POST would have run, only its answer hidden).
-    assert_eq!(sends.load(Ordering::SeqCst), 1);
+    // One from the allowed page's first POST, two from its room switch.
+    assert_eq!(sends.load(Ordering::SeqCst), 3);
 }

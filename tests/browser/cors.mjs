@@ -1,6 +1,6 @@
 // A page on one origin uses house on another: headless Chromium loads a page from origin A,
-// whose script POSTs JSON (a preflight first) and opens a credentialed EventSource to the API
-// on origin B; the same script on origin C, which B does not allow, is refused both.
+// whose script POSTs JSON (a preflight first), opens a credentialed EventSource to the API on
+// origin B, and moves a joinable stream of B's to another room by its id; the same script on origin C, which B does not allow, is refused both.
 //
 //   node tests/browser/cors.mjs http://127.0.0.1:PORT_A http://localhost:PORT_B http://127.0.0.1:PORT_C
 //
@@ -68,6 +68,47 @@ async function useApi(page, text) {
   );
 }
 
+// A joinable stream from the other origin, moved to room `other` by its id (its first event):
+// afterwards it gets what is published to `other`, and no longer what goes to `room`.
+async function switchRooms(page) {
+  return page.evaluate(
+    async ([api, timeout]) => {
+      const result = { id: null, switched: null, messages: [] };
+      const events = new EventSource(`${api}/joinable`, { withCredentials: true });
+      result.id = await new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(null), timeout);
+        events.addEventListener("house-stream", (event) => { clearTimeout(timer); resolve(event.data); });
+      });
+      if (result.id === null) return result;
+      const response = await fetch(`${api}/switch`, {
+        method: "POST",
+        credentials: "include",
+        body: new URLSearchParams({ stream: result.id, room: "other" }),
+      });
+      result.switched = `${response.status} ${await response.text()}`;
+      const got = new Promise((resolve) => {
+        const timer = setTimeout(() => resolve(), timeout);
+        events.onmessage = (event) => {
+          result.messages.push(event.data);
+          if (event.data.includes("in other")) { clearTimeout(timer); resolve(); }
+        };
+      });
+      for (const [room, text] of [["room", "in room"], ["other", "in other"]]) {
+        await fetch(`${api}/send?room=${room}`, {
+          method: "POST",
+          credentials: "include",
+          headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ text }),
+        });
+      }
+      await got;
+      events.close();
+      return result;
+    },
+    [api, TIMEOUT],
+  );
+}
+
 try {
   const context = await browser.newContext();
   const page = await context.newPage();
@@ -78,6 +119,12 @@ try {
   check(ok.open, "the allowed origin's EventSource (withCredentials) opens");
   check(ok.post === "200 sent", `the allowed origin's JSON POST is answered (${ok.post})`);
   check(ok.message === JSON.stringify({ text: "hello from A" }), "the allowed origin's stream receives the published event");
+
+  const moved = await switchRooms(page);
+  console.log(`room switch: ${JSON.stringify(moved)}`);
+  check(moved.id !== null && moved.switched === "200 switched", `the allowed origin's stream is moved by its id (${moved.switched})`);
+  check(JSON.stringify(moved.messages) === JSON.stringify([JSON.stringify({ text: "in other" })]),
+    "the allowed origin switches its stream to another room");
 
   const other = await context.newPage();
   other.setDefaultTimeout(TIMEOUT);
