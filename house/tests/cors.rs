@@ -225,17 +225,30 @@ fn parser_errors_carry_what_cors_can_say_without_a_request() {
 }
 
 #[test]
-fn at_the_connection_cap_only_a_star_can_be_said() {
-    for (cors, expected) in [
-        (Cors::any(), vec!["Access-Control-Allow-Origin: *"]),
-        (list(), vec!["Vary: Origin"]),
+fn at_the_connection_cap_the_refusal_names_the_origin_it_read() {
+    // The refusal reads the request head (see `REFUSAL_SLOTS`), so it knows the origin; with
+    // no slot left it answers before reading, and only a star can be said.
+    let allowed = [
+        "Vary: Origin",
+        "Access-Control-Allow-Origin: http://a.test",
+        "Access-Control-Allow-Credentials: true",
+        "Access-Control-Expose-Headers: X-Id",
+    ];
+    for (cors, slots, expected) in [
+        (Cors::any(), 16, vec!["Access-Control-Allow-Origin: *"]),
+        (list(), 16, allowed.to_vec()),
+        (Cors::any(), 0, vec!["Access-Control-Allow-Origin: *"]),
+        (list(), 0, vec!["Vary: Origin"]),
     ] {
-        let config = Config::default().with_max_connections(2).with_cors(cors);
+        let config = Config::default()
+            .with_max_connections(2)
+            .with_refusal_slots(slots)
+            .with_cors(cors);
         let server = TestServer::start(config, app());
         let streams: Vec<_> = (0..2).map(|_| subscribe(&server, "/source")).collect();
         let refused = ask(&server, "GET /hello", A, "");
         assert_eq!(status_of(&refused), 503, "{refused}");
-        assert_eq!(cors_lines(&refused), expected);
+        assert_eq!(cors_lines(&refused), expected, "{slots} slots");
         drop(streams);
         wait_for("a free slot", || status_of(&server.get("/hello")) == 200);
     }
