@@ -41,8 +41,15 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// found by the failed write.
 pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
 
-/// The `retry:` hint sent at the start of each stream: how long a client waits to reconnect.
+/// The `retry:` hint sent at the start of each stream: how long a client waits to reconnect
+/// (at least; see [`RETRY_SPREAD`]).
 pub const RETRY_HINT: Duration = Duration::from_secs(2);
+
+/// How far each stream's `retry:` is spread above [`RETRY_HINT`], as a fraction of it: every
+/// stream is told a time picked evenly from `hint` to `hint × (1 + spread)` (2–3 s by default),
+/// so clients dropped together (a restart, a network blip) do not all come back in the same
+/// instant. 0 tells every stream the hint exactly.
+pub const RETRY_SPREAD: f64 = 0.5;
 
 /// Events each channel keeps for `Last-Event-ID` replay.
 pub const HISTORY_EVENTS: usize = 256;
@@ -60,8 +67,27 @@ pub const LISTEN_BACKLOG: i32 = 4096;
 /// instead of spinning on a listener that stays readable.
 pub const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
-/// How long shutdown waits for queued bytes to reach clients before closing anyway.
+/// How long shutdown waits for queued bytes to reach clients before closing anyway, counted
+/// from the last wave of [`SHUTDOWN_WINDOW`]: shutdown takes at most the two together.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// The window over which shutdown closes the open streams, in waves: with `n` streams, the
+/// `k`-th closes `k / n` of the way through it, after what is queued for it is written, so
+/// thousands of clients do not reconnect (to the next server) in the same instant. Responses
+/// in progress and idle keep-alive connections finish or close at once, as without it; new
+/// connections are no longer accepted. 0 closes every stream at once.
+///
+/// The [`SHUTDOWN_GRACE`] counts from the last wave, so each stream gets the whole grace to
+/// flush and a shutdown takes at most window + grace (3 s by default).
+pub const SHUTDOWN_WINDOW: Duration = Duration::from_secs(1);
+
+/// The longest a stream stays open: `None` (the default) keeps it as long as its client does.
+/// Past it (plus up to a tenth more, picked per stream, so streams opened together do not
+/// close together) the stream takes no more events, writes what is queued, and closes at an
+/// event boundary; its `EventSource` reconnects with `Last-Event-ID` and resumes where it
+/// left off, on whichever server the load balancer picks, through a handler that checks the
+/// credentials again. Counted as [`DropReason::Lifetime`](crate::DropReason::Lifetime).
+pub const MAX_STREAM_LIFETIME: Option<Duration> = None;
 
 /// File descriptors kept free below the process limit when the connection cap is derived from it.
 pub const FD_MARGIN: usize = 32;
@@ -148,12 +174,15 @@ pub struct Config {
     pub(crate) write_timeout: Duration,
     pub(crate) heartbeat_interval: Duration,
     pub(crate) retry_hint: Option<Duration>,
+    pub(crate) retry_spread: f64,
     pub(crate) history_events: usize,
     pub(crate) history_bytes: usize,
     pub(crate) history_ttl: Duration,
     pub(crate) listen_backlog: i32,
     pub(crate) max_connections: usize,
     pub(crate) shutdown_grace: Duration,
+    pub(crate) shutdown_window: Duration,
+    pub(crate) max_stream_lifetime: Option<Duration>,
     pub(crate) refusal_slots: usize,
     pub(crate) refusal_wait: Duration,
     pub(crate) cap_retry: Duration,
@@ -184,12 +213,15 @@ impl Default for Config {
             write_timeout: WRITE_TIMEOUT,
             heartbeat_interval: HEARTBEAT_INTERVAL,
             retry_hint: Some(RETRY_HINT),
+            retry_spread: RETRY_SPREAD,
             history_events: HISTORY_EVENTS,
             history_bytes: HISTORY_BYTES,
             history_ttl: HISTORY_TTL,
             listen_backlog: LISTEN_BACKLOG,
             max_connections: fd_limit().saturating_sub(FD_MARGIN).max(1),
             shutdown_grace: SHUTDOWN_GRACE,
+            shutdown_window: SHUTDOWN_WINDOW,
+            max_stream_lifetime: MAX_STREAM_LIFETIME,
             refusal_slots: REFUSAL_SLOTS,
             refusal_wait: REFUSAL_WAIT,
             cap_retry: CAP_RETRY,
@@ -245,6 +277,8 @@ settings! {
     listen_backlog: i32, with_listen_backlog, "[`LISTEN_BACKLOG`]";
     max_connections: usize, with_max_connections, "the connection cap (default: the open-file limit less [`FD_MARGIN`]); beyond it, new connections get 503 with `Retry-After` and are closed";
     shutdown_grace: Duration, with_shutdown_grace, "[`SHUTDOWN_GRACE`]";
+    shutdown_window: Duration, with_shutdown_window, "[`SHUTDOWN_WINDOW`] (0 closes every stream at once)";
+    max_stream_lifetime: Option<Duration>, with_max_stream_lifetime, "[`MAX_STREAM_LIFETIME`] (`None` keeps streams open as long as their clients do)";
     refusal_slots: usize, with_refusal_slots, "[`REFUSAL_SLOTS`] (0 refuses every connection past the cap with 503 at once)";
     refusal_wait: Duration, with_refusal_wait, "[`REFUSAL_WAIT`]";
     cap_retry: Duration, with_cap_retry, "[`CAP_RETRY`]";
@@ -294,6 +328,37 @@ impl Config {
         self
     }
 
+    /// Sets [`RETRY_SPREAD`]; a negative or NaN spread counts as 0 (the hint exactly).
+    ///
+    /// # Examples
+    /// ```
+    /// use house::Config;
+    ///
+    /// // Every stream is told `retry: 2000`, as before the spread.
+    /// let exact = Config::default().with_retry_spread(0.0);
+    /// assert_eq!(exact.retry_spread(), 0.0);
+    /// assert_eq!(Config::default().with_retry_spread(-1.0).retry_spread(), 0.0);
+    /// ```
+    pub fn with_retry_spread(mut self, spread: f64) -> Config {
+        // `max` keeps the non-NaN side: NaN becomes 0.
+        self.retry_spread = spread.max(0.0);
+        self
+    }
+
+    /// The current setting of [`RETRY_SPREAD`].
+    pub fn retry_spread(&self) -> f64 {
+        self.retry_spread
+    }
+
+    /// The range each stream's `retry:` is picked from (`low..high`, to the millisecond), if
+    /// streams get a hint.
+    pub(crate) fn retry_range(&self) -> Option<(Duration, Duration)> {
+        let hint = self.retry_hint?;
+        // Float to integer casts saturate, so a huge spread cannot overflow.
+        let extra = (hint.as_millis() as f64 * self.retry_spread) as u64;
+        Some((hint, hint.saturating_add(Duration::from_millis(extra))))
+    }
+
     /// The session cookie's name.
     pub fn session_cookie(&self) -> &str {
         &self.session_cookie
@@ -322,6 +387,7 @@ impl Config {
             self.write_timeout,
         ]
         .into_iter()
+        .chain(self.max_stream_lifetime)
         .min()
         .unwrap_or(MAX_REQUEST_AGE);
         (shortest / 4).clamp(Duration::from_millis(5), Duration::from_millis(250))

@@ -70,6 +70,8 @@ enum Phase {
         /// What it sends when it attaches; `None` once attached. Boxed: every connection is as
         /// large as its largest phase, and an idle stream should not pay for its opening.
         opening: Option<Box<Opening>>,
+        /// When it has lived long enough (see `MAX_STREAM_LIFETIME`), if ever.
+        expires: Option<Instant>,
     },
     /// Writing what is queued, then shutting down the write side.
     Closing,
@@ -280,6 +282,8 @@ pub(crate) enum Due {
     RequestTimeout(Instant),
     /// A stream quiet for the heartbeat interval.
     Heartbeat,
+    /// A stream past its lifetime: write what is queued, then close.
+    Expired,
     /// Nothing; it waits, idle, for its next request.
     Idle,
 }
@@ -627,10 +631,18 @@ impl Conn {
         self.phase = Phase::Streaming {
             channels,
             opening: Some(Box::new(Opening { head, initial })),
+            expires: None,
         };
         // A stream holds no request state: free the read buffer.
         self.input = Vec::new();
         self.request_started = None;
+    }
+
+    /// The stream is to end, cleanly, once `at` has passed.
+    pub(crate) fn expire_at(&mut self, at: Instant) {
+        if let Phase::Streaming { expires, .. } = &mut self.phase {
+            *expires = Some(at);
+        }
     }
 
     /// Caps the kernel's send buffer for this socket at `bytes` (see
@@ -666,6 +678,7 @@ impl Conn {
             Phase::Streaming {
                 channels,
                 opening: None,
+                ..
             } if !channels.iter().any(|c| c == channel) => {
                 let mut list = std::mem::take(channels).into_vec();
                 list.push(channel.to_owned());
@@ -682,6 +695,7 @@ impl Conn {
             Phase::Streaming {
                 channels,
                 opening: None,
+                ..
             } if channels.iter().any(|c| c == channel) => {
                 let list: Vec<String> = std::mem::take(channels)
                     .into_vec()
@@ -701,6 +715,7 @@ impl Conn {
             Phase::Streaming {
                 channels,
                 opening: None,
+                ..
             } => channel.is_none_or(|wanted| channels.iter().any(|c| c == wanted)),
             _ => false,
         }
@@ -793,8 +808,14 @@ impl Conn {
                 None => Some(Due::Idle),
             },
             // A stream waiting for its replay has not even had its head yet.
-            Phase::Streaming { opening, .. } => (opening.is_none()
-                && now.duration_since(self.last_queued) >= config.heartbeat_interval())
+            Phase::Streaming {
+                opening: Some(_), ..
+            } => None,
+            Phase::Streaming {
+                expires: Some(at), ..
+            } if now >= *at => Some(Due::Expired),
+            Phase::Streaming { .. } => (now.duration_since(self.last_queued)
+                >= config.heartbeat_interval())
             .then_some(Due::Heartbeat),
             Phase::Closing => None,
             Phase::Lingering { until } => (now >= *until).then_some(Due::Close(DropReason::HangUp)),

@@ -45,6 +45,7 @@ use crate::state::States;
 use crate::stats::{DropReason, Stats};
 
 use flush::Dirty;
+use timers::{Waves, WAVE_GAP};
 
 /// The listener's token.
 const LISTENER: Token = Token(0);
@@ -113,8 +114,10 @@ impl Handle {
         self.send(Command::Publish(channel.into(), event))
     }
 
-    /// Stops accepting, flushes what is queued (for at most the configured shutdown grace),
-    /// closes every connection and makes [`Server::run`] return. Calling it again does nothing.
+    /// Stops accepting, finishes the responses under way, closes the streams in waves over the
+    /// shutdown window (see [`SHUTDOWN_WINDOW`](crate::limits::SHUTDOWN_WINDOW)), each once
+    /// what is queued for it is written (for at most the shutdown grace after the last wave),
+    /// and makes [`Server::run`] return. Calling it again does nothing.
     pub fn shutdown(&self) {
         let _ = self.send(Command::Shutdown);
     }
@@ -148,7 +151,10 @@ pub struct Server {
     /// The application state handlers borrow by type.
     states: States,
     /// The head of a stream without headers of its own or CORS, built once: most streams'.
+    /// Each stream appends its own `retry:`.
     default_stream_head: Vec<u8>,
+    /// The range each stream's `retry:` is picked from, if streams get one.
+    retry_range: Option<(Duration, Duration)>,
     /// The state each route needs: `(route name, type, type name)`, checked by `run`.
     needs: Vec<(String, TypeId, &'static str)>,
     hub: Hub,
@@ -159,13 +165,15 @@ pub struct Server {
     /// Connections past the cap, held until their request head says how to refuse them.
     refusals: HashMap<Token, accept::Refusal>,
     next_refusal: usize,
-    /// Spreads the `retry:` times told to refused streams.
+    /// Spreads the `retry:` times told to streams (and to those refused), and their lifetimes.
     jitter: Jitter,
     /// Connections with output queued this turn, flushed once at the end of the turn.
     dirty: Dirty,
     scratch: Vec<u8>,
     accept_paused_until: Option<Instant>,
     shutdown_deadline: Option<Instant>,
+    /// The streams shutdown is still to close, once it has begun.
+    waves: Option<Waves>,
     stats: Stats,
     /// The copy of `stats` that [`Handle::stats`] reads, refreshed by each sweep.
     shared_stats: Arc<Mutex<Stats>>,
@@ -216,7 +224,8 @@ impl Server {
             commands,
             routes,
             states: States::new(),
-            default_stream_head: stream_head(&stream_response(), config.retry_hint()),
+            default_stream_head: stream_head(&stream_response(), None),
+            retry_range: config.retry_range(),
             needs,
             hub,
             sessions: Sessions::new(&config),
@@ -230,6 +239,7 @@ impl Server {
             scratch: vec![0; READ_CHUNK],
             accept_paused_until: None,
             shutdown_deadline: None,
+            waves: None,
             stats: Stats::default(),
             shared_stats: Arc::default(),
             now: Instant::now(),
@@ -306,7 +316,11 @@ impl Server {
             let timeout = if busy {
                 Duration::ZERO
             } else {
-                next_sweep.saturating_duration_since(Instant::now())
+                let mut wake = next_sweep;
+                if let Some(at) = self.waves.as_ref().and_then(Waves::next_at) {
+                    wake = wake.min(at.max(self.now + WAVE_GAP));
+                }
+                wake.saturating_duration_since(Instant::now())
             };
             if let Err(err) = self.poll.poll(&mut events, Some(timeout)) {
                 if err.kind() != io::ErrorKind::Interrupted {
@@ -322,6 +336,7 @@ impl Server {
                     token => self.conn_event(token, event),
                 }
             }
+            self.close_wave();
             busy = self.flush_dirty();
             let now = self.now;
             if now >= next_sweep {
@@ -450,6 +465,9 @@ impl Server {
         for (token, reason) in due.expired {
             self.close(token, reason);
         }
+        for token in due.retired {
+            self.retire(token, DropReason::Lifetime);
+        }
         for (token, started) in due.timed_out {
             let response = self.routes.refuse(&Error::Timeout, None);
             self.respond(token, response, Exchange::unparsed(started));
@@ -464,13 +482,16 @@ impl Server {
         self.publish_stats();
     }
 
-    /// Stops accepting and lets every connection finish what it owes, then close.
+    /// Stops accepting and lets every connection finish what it owes, then close: streams in
+    /// waves over the shutdown window, the others at once.
     fn begin_shutdown(&mut self) {
         if self.shutdown_deadline.is_some() {
             return;
         }
         log::info!("shutting down");
-        self.shutdown_deadline = Some(self.now + self.config.shutdown_grace());
+        let window = self.config.shutdown_window();
+        // The grace counts from the last wave, so the streams closed last get all of it.
+        self.shutdown_deadline = Some(self.now + window + self.config.shutdown_grace());
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }
@@ -482,20 +503,44 @@ impl Server {
         self.fan_out();
         self.hub.close();
         let tokens: Vec<Token> = self.conns.keys().copied().collect();
+        let mut streams = Vec::new();
         for token in tokens {
-            let Some(conn) = self.conns.get_mut(&token) else {
-                continue;
-            };
-            if conn.is_lingering() {
-                continue;
+            if self.conns.get(&token).is_some_and(Conn::is_streaming) {
+                streams.push(token);
+            } else {
+                self.retire(token, DropReason::Shutdown);
             }
-            if !conn.owes_output() {
-                self.close(token, DropReason::Shutdown);
-                continue;
-            }
-            if let Some(channels) = conn.shut_down() {
-                self.unsubscribe(token, &channels, DropReason::Shutdown);
-            }
+        }
+        // The map's order is as good as random: which client goes first says nothing about it.
+        self.waves = Some(Waves::new(streams, self.now, window));
+        self.close_wave();
+    }
+
+    /// Closes the streams whose wave has come (see [`Waves`]).
+    fn close_wave(&mut self) {
+        let Some(waves) = &mut self.waves else {
+            return;
+        };
+        for token in waves.due(self.now) {
+            self.retire(token, DropReason::Shutdown);
+        }
+    }
+
+    /// Ends a connection cleanly: what is queued (and parked) is written, then it closes. A
+    /// stream leaves its channels at once, counted for `reason`, so it takes no more events.
+    fn retire(&mut self, token: Token, reason: DropReason) {
+        let Some(conn) = self.conns.get_mut(&token) else {
+            return;
+        };
+        if conn.is_lingering() {
+            return;
+        }
+        if !conn.owes_output() {
+            self.close(token, reason);
+            return;
+        }
+        if let Some(channels) = conn.shut_down() {
+            self.unsubscribe(token, &channels, reason);
         }
     }
 }

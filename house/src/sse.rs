@@ -202,10 +202,16 @@ pub(crate) fn stream_head(response: &Response, retry: Option<Duration>) -> Vec<u
     let mut out = Vec::with_capacity(192);
     response.write_open_head(&mut out);
     if let Some(retry) = retry {
-        field(&mut out, "retry", &retry.as_millis().to_string());
-        out.push(b'\n');
+        retry_hint(&mut out, retry);
     }
     out
+}
+
+/// Appends a `retry:` hint, as an event of its own, without allocating: streams get one each.
+pub(crate) fn retry_hint(out: &mut Vec<u8>, retry: Duration) {
+    use std::io::Write as _;
+    // Writing to a `Vec` cannot fail.
+    let _ = write!(out, "retry: {}\n\n", retry.as_millis());
 }
 
 fn field(out: &mut Vec<u8>, name: &str, value: &str) {

@@ -17,16 +17,21 @@ pub enum DropReason {
     Stalled,
     /// The server shut down.
     Shutdown,
+    /// The stream reached its maximum lifetime (see
+    /// [`MAX_STREAM_LIFETIME`](crate::limits::MAX_STREAM_LIFETIME)) and was closed once what
+    /// was queued for it was written.
+    Lifetime,
 }
 
 impl DropReason {
     /// Every reason, in the order of [`Stats::subscribers_dropped`].
-    pub const ALL: [DropReason; 5] = [
+    pub const ALL: [DropReason; 6] = [
         DropReason::HangUp,
         DropReason::WriteError,
         DropReason::SlowConsumer,
         DropReason::Stalled,
         DropReason::Shutdown,
+        DropReason::Lifetime,
     ];
 
     /// The reason's label in metrics.
@@ -37,6 +42,7 @@ impl DropReason {
             DropReason::SlowConsumer => "slow_consumer",
             DropReason::Stalled => "stalled",
             DropReason::Shutdown => "shutdown",
+            DropReason::Lifetime => "lifetime",
         }
     }
 
@@ -83,7 +89,7 @@ pub struct Stats {
     /// Bytes written to clients.
     pub bytes_written: u64,
     /// Stream connections dropped, by [`DropReason`] in the order of [`DropReason::ALL`].
-    pub subscribers_dropped: [u64; 5],
+    pub subscribers_dropped: [u64; 6],
     /// Streams that resumed with `Last-Event-ID`.
     pub replays: u64,
     /// Streams that started with the `reset` gap signal.
@@ -113,7 +119,7 @@ impl Stats {
         events_published: 0,
         events_delivered: 0,
         bytes_written: 0,
-        subscribers_dropped: [0; 5],
+        subscribers_dropped: [0; 6],
         replays: 0,
         gap_signals: 0,
         heartbeats: 0,

@@ -160,7 +160,11 @@ fn a_handlers_own_allow_origin_is_kept() {
 
 #[test]
 fn stream_heads_carry_cors_headers() {
-    let server = start(list());
+    // No spread: the hint exactly (tests/lifecycle.rs checks the spread).
+    let server = TestServer::start(
+        Config::default().with_cors(list()).with_retry_spread(0.0),
+        app(),
+    );
     let mut stream = server.connect();
     stream
         .write_all(format!("GET /source HTTP/1.1\r\nOrigin: {A}\r\n\r\n").as_bytes())

@@ -47,7 +47,8 @@ fn routes() -> Vec<Route> {
 
 #[test]
 fn default_head_is_exact_and_events_follow() {
-    let server = TestServer::start(Config::default(), routes());
+    // No spread: the hint exactly (tests/lifecycle.rs checks the spread).
+    let server = TestServer::start(Config::default().with_retry_spread(0.0), routes());
     let mut stream = server.connect();
     stream.write_all(b"GET /plain HTTP/1.1\r\n\r\n").unwrap();
     let head = read_until(&mut stream, "retry: 2000\n\n");

@@ -15,7 +15,7 @@ use crate::printable::Printable;
 use crate::request::{Method, Request};
 use crate::response::Status;
 use crate::route::Subscribe;
-use crate::sse::{reset_event, stream_head, stream_id_event, stream_response, Frame};
+use crate::sse::{reset_event, retry_hint, stream_head, stream_id_event, stream_response, Frame};
 
 impl Server {
     /// Answers `200 text/event-stream`, replays missed events, and subscribes the connection.
@@ -28,9 +28,13 @@ impl Server {
     ) {
         let now = self.now;
         let head_only = request.method() == Method::Head;
-        let head =
+        let mut head =
             if subscribe.headers().next().is_none() && self.config.cors().is_none() && !head_only {
-                self.default_stream_head.clone()
+                // Room for this stream's own lines too (its `retry:`, its id), so appending
+                // them does not reallocate.
+                let mut head = Vec::with_capacity(self.default_stream_head.len() + 96);
+                head.extend_from_slice(&self.default_stream_head);
+                head
             } else {
                 // The head is this stream's own (its handler's headers), built once per stream.
                 let response = stream_response().with_checked_headers(subscribe.take_headers());
@@ -39,13 +43,12 @@ impl Server {
                     Some(cors) => cors.apply(response, request.header("origin")),
                     None => response,
                 };
-                let retry = if head_only {
-                    None
-                } else {
-                    self.config.retry_hint()
-                };
-                stream_head(&response, retry)
+                stream_head(&response, None)
             };
+        // Each stream is told its own `retry:`, so clients dropped together come back spread.
+        if let Some((low, high)) = self.retry_range.filter(|_| !head_only) {
+            retry_hint(&mut head, self.jitter.between(low, high));
+        }
         let Some(conn) = self.conns.get_mut(&token) else {
             return;
         };
@@ -64,7 +67,6 @@ impl Server {
         }
         // The head goes out when the stream attaches (at once here, or when a broker's replay
         // arrives), so a client that has it is subscribed. The stream's id is its first event.
-        let mut head = head;
         if subscribe.is_joinable() {
             match self.hub.open_stream(token) {
                 Ok(id) => head.extend_from_slice(&stream_id_event(&id)),
@@ -73,6 +75,10 @@ impl Server {
             }
         }
         conn.start_streaming(subscribe.channels().into(), head, subscribe.take_initial());
+        if let Some(lifetime) = self.config.max_stream_lifetime() {
+            // Up to a tenth more, so streams opened together do not all close together.
+            conn.expire_at(now + self.jitter.between(lifetime, lifetime + lifetime / 10));
+        }
         let send_buffer = self.config.stream_send_buffer();
         if send_buffer > 0 {
             if let Err(err) = conn.limit_send_buffer(send_buffer) {
