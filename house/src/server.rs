@@ -57,6 +57,9 @@ const FIRST_CONN: usize = 2;
 /// one comparison tells them from connections.
 const FIRST_REFUSAL: usize = 1 << (usize::BITS - 1);
 
+/// What stands for "never" where the clock cannot count as far as asked (a century).
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// Readiness events taken from the poll per turn.
 const EVENTS_PER_TURN: usize = 1024;
 
@@ -490,8 +493,10 @@ impl Server {
         }
         log::info!("shutting down");
         let window = self.config.shutdown_window();
-        // The grace counts from the last wave, so the streams closed last get all of it.
-        self.shutdown_deadline = Some(self.now + window + self.config.shutdown_grace());
+        // The grace counts from the last wave, so the streams closed last get all of it. A
+        // window or grace too long for the clock waits for every connection instead.
+        let wait = window.saturating_add(self.config.shutdown_grace());
+        self.shutdown_deadline = Some(self.now.checked_add(wait).unwrap_or(self.now + FOREVER));
         if let Some(mut listener) = self.listener.take() {
             let _ = self.poll.registry().deregister(&mut listener);
         }

@@ -330,4 +330,35 @@ fn streams_past_their_lifetime_end_cleanly_and_resume() {
         let stats = server.handle.stats();
         stats.dropped(DropReason::Lifetime) >= STREAMS as u64 && stats.replays >= STREAMS as u64
     });
+    let metrics = server.handle.stats().to_prometheus();
+    let line = metrics
+        .lines()
+        .find(|l| l.starts_with("house_subscribers_dropped_total{reason=\"lifetime\"} "))
+        .unwrap();
+    let counted: u64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(counted >= STREAMS as u64, "{line}");
+}
+
+#[test]
+fn settings_past_what_the_clock_counts_do_not_break_the_server() {
+    let config = Config::default()
+        .with_retry_spread(f64::INFINITY)
+        .with_shutdown_window(Duration::MAX)
+        .with_shutdown_grace(Duration::MAX)
+        .with_max_stream_lifetime(Some(Duration::MAX));
+    let server = TestServer::start(config, routes());
+    let mut stream = server.connect();
+    stream
+        .write_all(b"GET /source HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let head = read_until(&mut stream, "\r\n\r\nretry: ");
+    let mut buffer = head.into_bytes();
+    let text = read_until_count(&mut stream, &mut buffer, "\n\n", 1);
+    let retry = retry_of(text.as_bytes()).unwrap();
+    assert!(retry >= 2000, "{text}");
+    server.handle.publish("room", Event::new("hi")).unwrap();
+    read_until(&mut stream, "data: hi\n\n");
+    // The one stream is the first wave, closed at once; then `run` returns.
+    server.stop().unwrap();
+    read_to_close(&mut stream);
 }

@@ -77,7 +77,13 @@ impl Server {
         conn.start_streaming(subscribe.channels().into(), head, subscribe.take_initial());
         if let Some(lifetime) = self.config.max_stream_lifetime() {
             // Up to a tenth more, so streams opened together do not all close together.
-            conn.expire_at(now + self.jitter.between(lifetime, lifetime + lifetime / 10));
+            let lifetime = self
+                .jitter
+                .between(lifetime, lifetime.saturating_add(lifetime / 10));
+            // One too long for the clock never ends.
+            if let Some(at) = now.checked_add(lifetime) {
+                conn.expire_at(at);
+            }
         }
         let send_buffer = self.config.stream_send_buffer();
         if send_buffer > 0 {

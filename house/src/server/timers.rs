@@ -117,7 +117,9 @@ impl Waves {
             return None;
         }
         let offset = self.window.as_nanos() * self.closed as u128 / n as u128;
-        Some(self.start + Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX)))
+        let offset = Duration::from_nanos(u64::try_from(offset).unwrap_or(u64::MAX));
+        // Past what the clock can count: not in this run's lifetime.
+        self.start.checked_add(offset)
     }
 }
 
