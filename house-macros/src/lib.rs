@@ -1,8 +1,13 @@
-//! Attribute macros for [house](https://docs.rs/house) handlers: a handler declares its
+//! Attribute macros for [house](https://docs.rs/house-sse) handlers: a handler declares its
 //! parameters and their rules once, and the macro expands into the lookup, decoding and
 //! checking code you would otherwise write by hand. Use them through `house`, which re-exports
 //! them: `house::closing_handler`, `house::stream_handler`, `house::catcher`,
 //! `house::FromParam` and `house::Validate` (the derives).
+//!
+//! House is published as the package `house-sse` whose library is named `house`; depend on it
+//! (`cargo add house-sse`), not on this crate. The expanded code names `::house::…`, so keep
+//! the dependency's name `house`: the default for `house-sse`, or `house = { package =
+//! "house-sse", … }`, but not a rename to anything else.
 //!
 //! # Example
 //! ```
@@ -68,8 +73,8 @@ mod validate;
 ///
 /// The fn stays as written (callable and testable on its own). Next to it the macro emits a
 /// hidden companion type of the same name (in the type namespace, so it does not clash with the
-/// fn) that [`house::routes!`](https://docs.rs/house/latest/house/macro.routes.html) turns into a
-/// `house::Route`.
+/// fn) that [`house::routes!`](https://docs.rs/house-sse/latest/house/macro.routes.html) turns
+/// into a `house::Route`.
 ///
 /// # Arguments of the attribute
 /// - `"/path"` or `path = "/path"`: the route's path template. Default: `/` and the fn's name

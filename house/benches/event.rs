@@ -1,4 +1,4 @@
-//! `cargo bench -p house --bench event`
+//! `cargo bench -p house-sse --bench event`
 //!
 //! Event framing: the bytes each published event becomes (once per publish, shared by every
 //! subscriber), for a chat message, a JSON payload, a multi-line payload and a large one.

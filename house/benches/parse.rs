@@ -1,4 +1,4 @@
-//! `cargo bench -p house --bench parse`
+//! `cargo bench -p house-sse --bench parse`
 //!
 //! Request parsing and form decoding: what the loop does for every request before a handler
 //! runs. The inputs are the requests the benchmarks send: a chat publish, a subscribe, a small

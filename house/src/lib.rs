@@ -4,6 +4,12 @@
 //! requests (closing handlers) and holds SSE streams (stream handlers) that the channel [`Hub`]
 //! fans published events out to. A slow or dead client only ever costs its own connection.
 //!
+//! The package is `house-sse` on crates.io (`house` there is an unrelated crate) and its
+//! library is named `house`: `cargo add house-sse`, then `use house::…`. Keep the
+//! dependency's name `house` (the default; do not rename it with `package =`), since the
+//! handler macros expand to `::house::…` paths. The `redis` feature adds
+//! `Config::with_redis` (Redis Streams behind several nodes).
+//!
 //! # Example
 //! ```no_run
 //! use house::{closing_handler, routes, stream_handler, Config, Event, Hub, PublishError, Server, Subscribe};
@@ -125,6 +131,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![doc(test(attr(deny(warnings))))]
+// docs.rs builds with `--cfg docsrs` on nightly: mark what needs a feature (`redis`).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc(hidden)]
 #[path = "private.rs"]
