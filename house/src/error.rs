@@ -79,6 +79,15 @@ impl From<httparse::Error> for Error {
 }
 
 /// The status each failure answers with.
+///
+/// # Examples
+/// ```
+/// use house::{status_for, Error};
+///
+/// assert_eq!(status_for(&Error::TooManyHeaders).code(), 431);
+/// assert_eq!(status_for(&Error::TransferEncoding).code(), 501);
+/// assert_eq!(status_for(&Error::Timeout).code(), 408);
+/// ```
 pub fn status_for(err: &Error) -> Status {
     match err {
         Error::Malformed(_)

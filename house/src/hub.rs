@@ -261,6 +261,19 @@ pub(crate) struct Replay {
 /// published event gets an id `RUN-SEQ` unless it already has one: `RUN` changes each time the
 /// server starts, and `SEQ` increases across all channels, so ids increase within each channel
 /// and an id from before a restart is recognised.
+///
+/// # Examples
+/// ```
+/// use house::{Event, Hub};
+///
+/// // A hub of its own, as in a handler's unit test; a server has one and lends it to handlers.
+/// let mut hub = Hub::default();
+/// let published = hub.publish("lobby", Event::new("hello")).unwrap();
+/// assert!(published.id().unwrap().starts_with(hub.run_id()));
+/// // Nobody listens yet, but the channel keeps the event for streams that resume.
+/// assert_eq!(hub.subscribers("lobby"), 0);
+/// assert_eq!((hub.channel_count(), hub.published()), (1, 1));
+/// ```
 pub struct Hub {
     channels: HashMap<String, Channel>,
     run: String,

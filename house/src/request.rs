@@ -215,6 +215,20 @@ impl Params {
 }
 
 /// A request as handlers see it.
+///
+/// # Examples
+/// ```
+/// use house::{Method, Request};
+///
+/// // Built by hand, as for a handler's unit test; the server builds them from the socket.
+/// let request = Request::new(Method::Post, "/send-message")
+///     .with_param("room", "lobby")
+///     .with_header("X-Request-Id", "7");
+/// assert_eq!((request.method(), request.path()), (Method::Post, "/send-message"));
+/// assert_eq!(request.param("room"), Some("lobby"));
+/// assert_eq!(request.header("x-request-id"), Some("7")); // names are case-insensitive
+/// assert_eq!(request.param("name"), None);
+/// ```
 #[derive(Debug, Clone)]
 pub struct Request {
     pub(crate) method: Method,

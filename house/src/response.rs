@@ -524,6 +524,30 @@ pub(crate) fn is_token_byte(b: u8) -> bool {
 ///
 /// Strings are HTML (`text/html; charset=utf-8`), like the original house; [`Json`] is
 /// `application/json`; `Result<T, E>` answers with whichever side it holds.
+///
+/// # Examples
+/// An error type of the app's own, answered as a 404:
+/// ```
+/// use house::{closing_handler, IntoResponse, Response, Status};
+///
+/// /// A room that does not exist.
+/// struct NoSuchRoom(String);
+///
+/// impl IntoResponse for NoSuchRoom {
+///     fn into_response(self) -> Response {
+///         Response::error(Status::NOT_FOUND, format!("no room `{}`", self.0))
+///     }
+/// }
+///
+/// #[closing_handler]
+/// fn room(#[param(max = 16)] name: String) -> Result<String, NoSuchRoom> {
+///     if name == "lobby" { Ok(format!("welcome to {name}")) } else { Err(NoSuchRoom(name)) }
+/// }
+///
+/// assert_eq!(room("attic".to_owned()).into_response().status().code(), 404);
+/// let welcome = room("lobby".to_owned()).into_response();
+/// assert_eq!(welcome.header("content-type"), Some("text/html; charset=utf-8"));
+/// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be returned from a closing handler",
     label = "not a response",
@@ -621,6 +645,25 @@ impl<T: IntoResponse, E: IntoResponse> IntoResponse for Result<T, E> {
 
 /// A JSON value: as a return value it is serialized as an `application/json` response; as a
 /// `#[body]` argument of a handler it is the request body, deserialized (see the macros).
+///
+/// # Examples
+/// ```
+/// use house::{closing_handler, IntoResponse, Json};
+///
+/// #[derive(serde::Serialize)]
+/// struct Room {
+///     name: &'static str,
+///     online: usize,
+/// }
+///
+/// #[closing_handler(methods = [GET])]
+/// fn lobby() -> Json<Room> {
+///     Json(Room { name: "lobby", online: 3 })
+/// }
+///
+/// let response = lobby().into_response();
+/// assert_eq!(response.header("content-type"), Some("application/json"));
+/// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Json<T>(pub T);
 
