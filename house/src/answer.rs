@@ -76,14 +76,24 @@ impl App<'_> {
                 from_handler: true,
             },
             // However the handler built it, a stream with no channel would never say anything.
-            Outcome::Stream(subscribe) if subscribe.channels().is_empty() => Answer::Respond {
-                response: Response::error(
-                    Status::BAD_REQUEST,
-                    "a stream needs at least one channel",
-                ),
-                from_handler: true,
+            Outcome::Stream(subscribe)
+                if subscribe.channels().is_empty() && subscribe.patterns().is_empty() =>
+            {
+                Answer::Respond {
+                    response: Response::error(
+                        Status::BAD_REQUEST,
+                        "a stream needs at least one channel",
+                    ),
+                    from_handler: true,
+                }
+            }
+            Outcome::Stream(subscribe) => match self.hub.pattern_refusal() {
+                Some(why) if !subscribe.patterns().is_empty() => Answer::Respond {
+                    response: Response::error(Status::NOT_IMPLEMENTED, why),
+                    from_handler: true,
+                },
+                _ => Answer::Stream(subscribe),
             },
-            Outcome::Stream(subscribe) => Answer::Stream(subscribe),
             Outcome::Panicked => {
                 log::warn!("{}: the handler panicked", Printable(request.path()));
                 let detail = "the handler failed";

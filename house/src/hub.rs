@@ -7,7 +7,7 @@
 //! then queues that same frame to every subscriber.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{hash_set, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::AtomicBool;
@@ -247,6 +247,187 @@ impl<'a> ChannelInfo<'a> {
     }
 }
 
+/// A channel pattern: `orders/*` covers every channel whose name starts with `orders/` and
+/// goes on (`orders/1`, `orders/1/items`), and `*` alone covers every channel.
+///
+/// The `*` must be the whole last segment; it stands for one or more segments. A pattern is
+/// never a channel name: [`Subscribe::to`](crate::Subscribe::to) takes any name literally, so
+/// a name from a request cannot widen a subscription, and only
+/// [`Subscribe::to_pattern`](crate::Subscribe::to_pattern) (or [`Hub::join_pattern`]) subscribes
+/// to a pattern.
+///
+/// # Examples
+/// ```
+/// use house::Pattern;
+///
+/// let orders = Pattern::new("orders/*").unwrap();
+/// assert!(orders.matches("orders/17"));
+/// assert!(orders.matches("orders/17/items"));
+/// assert!(!orders.matches("orders"));
+/// assert!(!orders.matches("ordersheet/1"));
+/// assert!(Pattern::new("orders*").is_err());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Pattern {
+    text: Box<str>,
+}
+
+impl Pattern {
+    /// Checks `pattern`: it ends with a `/*` segment (or is `*`), and has no other `*`.
+    pub fn new(pattern: impl Into<String>) -> Result<Pattern, PatternError> {
+        let text = pattern.into();
+        let Some(prefix) = text.strip_suffix('*') else {
+            return Err(PatternError::NoWildcard(text));
+        };
+        // `orders*` or `or*ders/*`: a `*` that is not a whole segment, or not the last one.
+        if !(prefix.is_empty() || prefix.ends_with('/')) || prefix.contains('*') {
+            return Err(PatternError::MisplacedWildcard(text));
+        }
+        Ok(Pattern {
+            text: text.into_boxed_str(),
+        })
+    }
+
+    /// The pattern as written: `orders/*`.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// What every covered channel's name starts with: `orders/` (empty for `*`).
+    pub fn prefix(&self) -> &str {
+        &self.text[..self.text.len() - 1]
+    }
+
+    /// Whether `channel` is one of the channels this pattern covers.
+    pub fn matches(&self, channel: &str) -> bool {
+        let prefix = self.prefix();
+        channel.len() > prefix.len() && channel.starts_with(prefix)
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::str::FromStr for Pattern {
+    type Err = PatternError;
+
+    fn from_str(pattern: &str) -> Result<Pattern, PatternError> {
+        Pattern::new(pattern)
+    }
+}
+
+/// Why a string is not a channel [`Pattern`]. As a response it is a 400: patterns are mostly
+/// built from a request (`orders/{customer}/*`), so a bad one is the client's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PatternError {
+    /// The pattern does not end with a `*` segment: it would name one channel.
+    NoWildcard(String),
+    /// A `*` that is not the whole last segment (`orders*`, `*/items`, `a/*/b/*`).
+    MisplacedWildcard(String),
+}
+
+impl fmt::Display for PatternError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PatternError::NoWildcard(text) => write!(
+                f,
+                "`{text}` is not a channel pattern: it must end with a `*` segment, as in `orders/*`"
+            ),
+            PatternError::MisplacedWildcard(text) => write!(
+                f,
+                "`{text}` is not a channel pattern: `*` may only be its whole last segment"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PatternError {}
+
+impl IntoResponse for PatternError {
+    fn into_response(self) -> Response {
+        Response::error(Status::BAD_REQUEST, &self)
+    }
+}
+
+/// One pattern as [`Hub::patterns`] lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PatternInfo<'a> {
+    pattern: &'a Pattern,
+    subscribers: usize,
+}
+
+impl<'a> PatternInfo<'a> {
+    /// The pattern.
+    pub fn pattern(&self) -> &'a Pattern {
+        self.pattern
+    }
+
+    /// How many connections of this server are subscribed to the pattern itself.
+    pub fn subscribers(&self) -> usize {
+        self.subscribers
+    }
+}
+
+/// The streams subscribed to one pattern.
+struct PatternSubscribers {
+    pattern: Pattern,
+    tokens: HashSet<Token>,
+}
+
+/// The connections that get an event of one channel: the channel's own subscribers, then those
+/// of each pattern that covers it, each connection once.
+pub(crate) struct Subscribers<'h> {
+    exact: Option<&'h HashSet<Token>>,
+    /// The covering patterns' subscribers, shortest prefix first; empty without patterns.
+    covering: Vec<&'h HashSet<Token>>,
+    current: Option<hash_set::Iter<'h, Token>>,
+    /// Which set `current` walks: 0 for `exact`, `i + 1` for `covering[i]`.
+    at: usize,
+}
+
+impl Iterator for Subscribers<'_> {
+    type Item = Token;
+
+    fn next(&mut self) -> Option<Token> {
+        loop {
+            if let Some(iter) = &mut self.current {
+                let at = self.at;
+                let exact = self.exact;
+                let earlier = &self.covering[..at.saturating_sub(1)];
+                // A connection on the channel and on a pattern (or on two patterns) that cover
+                // it gets the event once: from the first set that has it.
+                let first_time = |token: &&Token| {
+                    at == 0
+                        || !(exact.is_some_and(|set| set.contains(*token))
+                            || earlier.iter().any(|set| set.contains(*token)))
+                };
+                if let Some(&token) = iter.find(first_time) {
+                    return Some(token);
+                }
+            }
+            let next = self.covering.get(self.at)?;
+            self.current = Some(next.iter());
+            self.at += 1;
+        }
+    }
+}
+
+/// The prefixes of `channel` a pattern could have: `` (for `*`), then up to each `/` that is
+/// not the last byte (`orders/` for `orders/1`, not `orders/` for `orders/`).
+fn pattern_prefixes(channel: &str) -> impl Iterator<Item = &str> {
+    let empty = (!channel.is_empty()).then_some("");
+    empty.into_iter().chain(
+        channel
+            .match_indices('/')
+            .map(|(at, _)| &channel[..=at])
+            .filter(move |prefix| prefix.len() < channel.len()),
+    )
+}
+
 /// What a new stream gets before live events.
 #[derive(Debug, Default)]
 pub(crate) struct Replay {
@@ -276,6 +457,14 @@ pub(crate) struct Replay {
 /// ```
 pub struct Hub {
     channels: HashMap<String, Channel>,
+    /// Pattern subscriptions by prefix (`orders/` for `orders/*`). Empty unless a stream
+    /// subscribed to a pattern: only then do publishing and fan-out look past `channels`.
+    patterns: HashMap<Box<str>, PatternSubscribers>,
+    /// The patterns of each stream that has any, to leave them when it closes.
+    stream_patterns: HashMap<Token, Vec<Pattern>>,
+    /// Every event of a channel no longer in `channels` has `seq <= removed_floor`: what a
+    /// resume must compare with for channels it cannot see (gone, or covered by a pattern).
+    removed_floor: u64,
     run: String,
     seq: u64,
     limits: HistoryLimits,
@@ -334,6 +523,9 @@ impl Hub {
     pub(crate) fn new(limits: HistoryLimits) -> Hub {
         Hub {
             channels: HashMap::new(),
+            patterns: HashMap::new(),
+            stream_patterns: HashMap::new(),
+            removed_floor: 0,
             run: new_run_id(),
             seq: 0,
             limits,
@@ -439,11 +631,12 @@ impl Hub {
         let id = event.get_id().map(str::to_owned);
         let frame: Frame = event.to_bytes().into();
         let limits = self.limits;
+        let removed_floor = self.removed_floor;
         let entry = self
             .channels
             .entry(channel.to_owned())
             .or_insert_with(|| Channel {
-                floor: seq - 1,
+                floor: removed_floor,
                 ..Channel::default()
             });
         entry.last_publish = Some(Instant::now());
@@ -461,10 +654,12 @@ impl Hub {
             // Not kept: a client resuming from before it has missed it.
             entry.floor = seq;
         }
+        let subscribed = !entry.subscribers.is_empty();
         if let Some(record) = &mut self.record {
             record.push((channel.to_owned(), frame.clone()));
         }
-        if !entry.subscribers.is_empty() {
+        // Without pattern subscriptions, `is_covered` is one branch.
+        if subscribed || self.is_covered(channel) {
             self.pending.push((channel.to_owned(), frame));
         }
         Ok(Published { id })
@@ -587,11 +782,12 @@ impl Hub {
         Ok(id)
     }
 
-    /// Stream `token` closed: its id names nothing any more.
+    /// Stream `token` closed: its id names nothing any more, and it leaves its patterns.
     pub(crate) fn close_stream(&mut self, token: Token) {
         if let Some(id) = self.stream_ids.remove(&token) {
             self.streams.remove(&id);
         }
+        self.leave_patterns(token);
     }
 
     /// The joins and leaves handlers made since the last call, in order.
@@ -616,17 +812,24 @@ impl Hub {
         }
     }
 
-    /// How many connections are subscribed to `channel`.
+    /// How many connections get the events published to `channel`: those subscribed to it,
+    /// and those subscribed to a [`Pattern`] that covers it, each once.
     ///
     /// A stream handler does not count its own connection: it is not subscribed until the
     /// handler returns (and may yet be refused). A snapshot that names who is online adds one.
     pub fn subscribers(&self, channel: &str) -> usize {
-        self.channels
-            .get(channel)
-            .map_or(0, |c| c.subscribers.len())
+        if self.patterns.is_empty() {
+            return self
+                .channels
+                .get(channel)
+                .map_or(0, |c| c.subscribers.len());
+        }
+        self.subscribers_of(channel).count()
     }
 
-    /// Every channel that exists (with subscribers or history), in no particular order.
+    /// Every channel that exists (with subscribers or history), in no particular order. A
+    /// pattern subscription makes no channel exist, but counts among the
+    /// [`subscribers`](ChannelInfo::subscribers) of each listed channel it covers.
     ///
     /// # Examples
     /// ```
@@ -643,8 +846,28 @@ impl Hub {
     pub fn channels(&self) -> impl Iterator<Item = ChannelInfo<'_>> + '_ {
         self.channels.iter().map(|(name, channel)| ChannelInfo {
             name,
-            subscribers: channel.subscribers.len(),
+            subscribers: if self.patterns.is_empty() {
+                channel.subscribers.len()
+            } else {
+                self.subscribers(name)
+            },
             history_len: channel.history.len(),
+        })
+    }
+
+    /// Every pattern some stream is subscribed to, with how many, in no particular order.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::Hub;
+    ///
+    /// let hub = Hub::default();
+    /// assert_eq!(hub.patterns().count(), 0);
+    /// ```
+    pub fn patterns(&self) -> impl Iterator<Item = PatternInfo<'_>> + '_ {
+        self.patterns.values().map(|p| PatternInfo {
+            pattern: &p.pattern,
+            subscribers: p.tokens.len(),
         })
     }
 
@@ -653,7 +876,8 @@ impl Hub {
         self.channels.len()
     }
 
-    /// Subscriptions across all channels (a stream on two channels counts twice).
+    /// Subscriptions across all channels and patterns (a stream on two channels counts twice,
+    /// one on a channel and a pattern too).
     pub fn subscriptions(&self) -> usize {
         self.subscriptions
     }
@@ -679,6 +903,18 @@ impl Hub {
             return true;
         }
         false
+    }
+
+    /// Why this hub cannot serve pattern subscriptions (as a `501`), if it cannot: the broker
+    /// carries channels by name, and the test client subscribes streams by channel name.
+    pub(crate) fn pattern_refusal(&self) -> Option<&'static str> {
+        if self.is_remote() {
+            Some("channel patterns are not supported with the Redis broker yet")
+        } else if self.record.is_some() {
+            Some("channel patterns are not supported by the test client yet")
+        } else {
+            None
+        }
     }
 
     /// Whether the broker is reachable, as a flag other threads can read; `None` without one.
@@ -850,12 +1086,13 @@ impl Hub {
     }
 
     pub(crate) fn subscribe(&mut self, token: Token, channel: &str) {
-        let seq = self.seq;
+        // A new channel had no events since one of its name was removed, if any was.
+        let floor = self.removed_floor;
         let entry = self
             .channels
             .entry(channel.to_owned())
             .or_insert_with(|| Channel {
-                floor: seq,
+                floor,
                 ..Channel::default()
             });
         if entry.subscribers.insert(token) {
@@ -871,6 +1108,7 @@ impl Hub {
                 self.subscriptions -= 1;
             }
             if entry.subscribers.is_empty() && entry.history.is_empty() {
+                self.removed_floor = self.removed_floor.max(entry.floor);
                 self.channels.remove(channel);
             }
             if left {
@@ -906,37 +1144,141 @@ impl Hub {
         !self.pending.is_empty()
     }
 
-    pub(crate) fn subscribers_of(&self, channel: &str) -> impl Iterator<Item = Token> + '_ {
-        self.channels
-            .get(channel)
-            .into_iter()
-            .flat_map(|c| c.subscribers.iter().copied())
+    /// Every connection that gets an event of `channel`, once: its subscribers, and those of
+    /// the patterns that cover it.
+    pub(crate) fn subscribers_of(&self, channel: &str) -> Subscribers<'_> {
+        let exact = self.channels.get(channel).map(|c| &c.subscribers);
+        let covering = if self.patterns.is_empty() {
+            Vec::new()
+        } else {
+            pattern_prefixes(channel)
+                .filter_map(|prefix| self.patterns.get(prefix))
+                .map(|p| &p.tokens)
+                .collect()
+        };
+        Subscribers {
+            exact,
+            covering,
+            current: exact.map(HashSet::iter),
+            at: 0,
+        }
+    }
+
+    /// Whether a pattern subscription covers `channel`.
+    #[inline]
+    fn is_covered(&self, channel: &str) -> bool {
+        !self.patterns.is_empty()
+            && pattern_prefixes(channel).any(|prefix| self.patterns.contains_key(prefix))
+    }
+
+    /// Subscribes `token` to `pattern`: it gets the events of every channel the pattern covers.
+    pub(crate) fn subscribe_pattern(&mut self, token: Token, pattern: &Pattern) {
+        let entry = self
+            .patterns
+            .entry(pattern.prefix().into())
+            .or_insert_with(|| PatternSubscribers {
+                pattern: pattern.clone(),
+                tokens: HashSet::new(),
+            });
+        if entry.tokens.insert(token) {
+            self.subscriptions += 1;
+            self.stream_patterns
+                .entry(token)
+                .or_default()
+                .push(pattern.clone());
+        }
+    }
+
+    /// Unsubscribes `token` from `pattern`; whether it was subscribed.
+    pub(crate) fn unsubscribe_pattern(&mut self, token: Token, pattern: &Pattern) -> bool {
+        let Some(entry) = self.patterns.get_mut(pattern.prefix()) else {
+            return false;
+        };
+        if !entry.tokens.remove(&token) {
+            return false;
+        }
+        self.subscriptions -= 1;
+        if entry.tokens.is_empty() {
+            self.patterns.remove(pattern.prefix());
+        }
+        if let Some(list) = self.stream_patterns.get_mut(&token) {
+            list.retain(|p| p != pattern);
+            if list.is_empty() {
+                self.stream_patterns.remove(&token);
+            }
+        }
+        true
+    }
+
+    /// Stream `token` closed: it leaves every pattern it had.
+    fn leave_patterns(&mut self, token: Token) {
+        if self.stream_patterns.is_empty() {
+            return;
+        }
+        for pattern in self.stream_patterns.remove(&token).unwrap_or_default() {
+            if let Some(entry) = self.patterns.get_mut(pattern.prefix()) {
+                if entry.tokens.remove(&token) {
+                    self.subscriptions -= 1;
+                }
+                if entry.tokens.is_empty() {
+                    self.patterns.remove(pattern.prefix());
+                }
+            }
+        }
     }
 
     /// What a stream on `channels` resuming after `last_event_id` must get first.
     pub(crate) fn replay(&self, channels: &[String], last_event_id: &str) -> Replay {
+        self.replay_matching(channels, &[], last_event_id)
+    }
+
+    /// What a stream on `channels` and `patterns` resuming after `last_event_id` must get
+    /// first: the events after it of every channel it has or a pattern covers, in publish
+    /// order; `reset` when one of those channels lost some (evicted, expired, or dropped).
+    pub(crate) fn replay_matching(
+        &self,
+        channels: &[String],
+        patterns: &[Pattern],
+        last_event_id: &str,
+    ) -> Replay {
+        let mut sources: Vec<&Channel> = channels
+            .iter()
+            .filter_map(|name| self.channels.get(name))
+            .collect();
+        if !patterns.is_empty() {
+            // A channel the stream names and a pattern covers too is replayed once.
+            sources.extend(
+                self.channels
+                    .iter()
+                    .filter(|(name, _)| {
+                        patterns.iter().any(|p| p.matches(name)) && !channels.contains(name)
+                    })
+                    .map(|(_, c)| c),
+            );
+        }
         let after = match self.parse_own_id(last_event_id) {
             Some(seq) if seq <= self.seq => Some(seq),
             Some(_) => None,
             // Another run's id, or a handler's own id: look it up in the history.
-            None => channels
+            None => sources
                 .iter()
-                .filter_map(|name| self.channels.get(name))
                 .flat_map(|c| c.history.iter())
                 .find(|e| e.custom_id.as_deref() == Some(last_event_id))
                 .map(|e| e.seq),
         };
+        // A channel that is gone (or, for a pattern, any channel that is gone: it may have
+        // matched) lost nothing after `removed_floor`.
         let complete = after.is_some_and(|after| {
-            channels.iter().all(|name| {
-                self.channels
-                    .get(name)
-                    .map_or(after >= self.seq, |c| after >= c.floor)
-            })
+            let gone_ok = after >= self.removed_floor;
+            sources.iter().all(|c| after >= c.floor)
+                && (patterns.is_empty() || gone_ok)
+                && channels
+                    .iter()
+                    .all(|name| gone_ok || self.channels.contains_key(name))
         });
         let after = if complete { after.unwrap_or(0) } else { 0 };
-        let mut entries: Vec<&Entry> = channels
+        let mut entries: Vec<&Entry> = sources
             .iter()
-            .filter_map(|name| self.channels.get(name))
             .flat_map(|c| c.history.iter().filter(|e| e.seq > after))
             .collect();
         entries.sort_by_key(|e| e.seq);
@@ -958,6 +1300,7 @@ impl Hub {
     /// channels left with neither history nor subscribers.
     pub(crate) fn expire(&mut self, now: Instant) {
         let ttl = self.limits.idle_ttl;
+        let removed_floor = &mut self.removed_floor;
         self.channels.retain(|_, c| {
             if c.last_publish
                 .is_some_and(|at| now.duration_since(at) >= ttl)
@@ -966,7 +1309,12 @@ impl Hub {
                     c.evict_oldest();
                 }
             }
-            !(c.subscribers.is_empty() && c.history.is_empty())
+            let keep = !(c.subscribers.is_empty() && c.history.is_empty());
+            if !keep {
+                // Gone, but a resume from before its last event must still hear of the gap.
+                *removed_floor = (*removed_floor).max(c.floor);
+            }
+            keep
         });
     }
 }
@@ -1161,6 +1509,223 @@ mod tests {
         let replay = hub.replay(&["a".to_owned()], "nope");
         assert!(replay.frames.len() < 3);
         assert!(replay.frames.iter().map(|f| f.len()).sum::<usize>() <= 100);
+    }
+
+    fn pattern(text: &str) -> Pattern {
+        Pattern::new(text).unwrap()
+    }
+
+    fn sorted(tokens: impl Iterator<Item = Token>) -> Vec<usize> {
+        let mut tokens: Vec<usize> = tokens.map(|t| t.0).collect();
+        tokens.sort_unstable();
+        tokens
+    }
+
+    #[test]
+    fn patterns_are_checked() {
+        for good in ["*", "orders/*", "a/b/*", "a//*"] {
+            assert_eq!(Pattern::new(good).unwrap().as_str(), good);
+        }
+        assert_eq!(pattern("orders/*").prefix(), "orders/");
+        assert_eq!(pattern("*").prefix(), "");
+        for (bad, why) in [
+            ("", PatternError::NoWildcard(String::new())),
+            ("orders", PatternError::NoWildcard("orders".into())),
+            ("orders/*/x", PatternError::NoWildcard("orders/*/x".into())),
+            ("orders*", PatternError::MisplacedWildcard("orders*".into())),
+            (
+                "orders/**",
+                PatternError::MisplacedWildcard("orders/**".into()),
+            ),
+            ("a*/b/*", PatternError::MisplacedWildcard("a*/b/*".into())),
+            ("*/*", PatternError::MisplacedWildcard("*/*".into())),
+        ] {
+            assert_eq!(Pattern::new(bad), Err(why), "{bad}");
+        }
+        assert_eq!(
+            PatternError::MisplacedWildcard("o*".into()).to_string(),
+            "`o*` is not a channel pattern: `*` may only be its whole last segment"
+        );
+        assert_eq!(
+            PatternError::NoWildcard("o".into())
+                .into_response()
+                .status()
+                .code(),
+            400
+        );
+    }
+
+    #[test]
+    fn patterns_match_longer_names_under_their_prefix() {
+        let orders = pattern("orders/*");
+        for (channel, covered) in [
+            ("orders/1", true),
+            ("orders/1/items", true),
+            ("orders//", true),
+            ("orders/", false),
+            ("orders", false),
+            ("ordersx/1", false),
+            ("x/orders/1", false),
+        ] {
+            assert_eq!(orders.matches(channel), covered, "{channel}");
+        }
+        assert!(pattern("*").matches("a") && !pattern("*").matches(""));
+        assert_eq!(
+            pattern_prefixes("a/b/c").collect::<Vec<_>>(),
+            ["", "a/", "a/b/"]
+        );
+        assert_eq!(pattern_prefixes("a/").collect::<Vec<_>>(), [""]);
+        assert_eq!(pattern_prefixes("").count(), 0);
+    }
+
+    #[test]
+    fn publish_queues_for_pattern_subscribers_only_when_covered() {
+        let mut hub = hub(10);
+        hub.subscribe_pattern(Token(1), &pattern("orders/*"));
+        hub.publish("orders", Event::new("not covered")).unwrap();
+        hub.publish("invoices/1", Event::new("not covered"))
+            .unwrap();
+        assert!(!hub.has_pending());
+        hub.publish("orders/1/items", Event::new("covered"))
+            .unwrap();
+        let pending = hub.take_pending();
+        assert_eq!(pending.len(), 1);
+        assert_eq!(sorted(hub.subscribers_of(&pending[0].0)), [1]);
+    }
+
+    #[test]
+    fn overlapping_subscriptions_get_each_event_once() {
+        let mut hub = hub(10);
+        // 1: the channel and two patterns; 2: one pattern; 3: the channel; 4: another pattern.
+        hub.subscribe(Token(1), "a/b/c");
+        hub.subscribe_pattern(Token(1), &pattern("a/*"));
+        hub.subscribe_pattern(Token(1), &pattern("a/b/*"));
+        hub.subscribe_pattern(Token(2), &pattern("*"));
+        hub.subscribe(Token(3), "a/b/c");
+        hub.subscribe_pattern(Token(4), &pattern("a/b/*"));
+        hub.subscribe_pattern(Token(4), &pattern("a/b/*"));
+        assert_eq!(sorted(hub.subscribers_of("a/b/c")), [1, 2, 3, 4]);
+        assert_eq!(sorted(hub.subscribers_of("a/x")), [1, 2]);
+        assert_eq!(sorted(hub.subscribers_of("b")), [2]);
+        assert_eq!(hub.subscribers("a/b/c"), 4);
+        assert_eq!(hub.subscribers("zzz"), 1);
+        assert_eq!(hub.subscriptions(), 6);
+        assert_eq!(hub.channel_count(), 1, "patterns make no channels");
+        let listed: Vec<_> = hub
+            .channels()
+            .map(|c| (c.name(), c.subscribers()))
+            .collect();
+        assert_eq!(listed, [("a/b/c", 4)]);
+        let mut patterns: Vec<_> = hub
+            .patterns()
+            .map(|p| (p.pattern().as_str(), p.subscribers()))
+            .collect();
+        patterns.sort_unstable();
+        assert_eq!(patterns, [("*", 1), ("a/*", 1), ("a/b/*", 2)]);
+    }
+
+    #[test]
+    fn closing_a_stream_leaves_its_patterns() {
+        let mut hub = hub(10);
+        hub.subscribe_pattern(Token(1), &pattern("a/*"));
+        hub.subscribe_pattern(Token(1), &pattern("b/*"));
+        hub.subscribe_pattern(Token(2), &pattern("a/*"));
+        assert!(hub.unsubscribe_pattern(Token(2), &pattern("a/*")));
+        assert!(!hub.unsubscribe_pattern(Token(2), &pattern("a/*")));
+        hub.close_stream(Token(1));
+        assert_eq!(hub.subscriptions(), 0);
+        assert_eq!(hub.patterns().count(), 0);
+        assert!(hub.stream_patterns.is_empty());
+        hub.publish("a/1", Event::new("x")).unwrap();
+        assert!(!hub.has_pending());
+    }
+
+    #[test]
+    fn pattern_replay_merges_covered_channels_once_in_publish_order() {
+        let mut hub = hub(10);
+        hub.publish("o/1", Event::new("1")).unwrap();
+        hub.publish("o/2", Event::new("2")).unwrap();
+        hub.publish("x", Event::new("3")).unwrap();
+        hub.publish("o/1", Event::new("4")).unwrap();
+        hub.publish("o/2/i", Event::new("5")).unwrap();
+        let run = hub.run_id().to_owned();
+        let replay =
+            hub.replay_matching(&["o/1".to_owned()], &[pattern("o/*")], &format!("{run}-1"));
+        assert!(!replay.reset);
+        let data: Vec<String> = text(&replay.frames)
+            .iter()
+            .map(|t| t.lines().nth(1).unwrap().to_owned())
+            .collect();
+        assert_eq!(data, ["data: 2", "data: 4", "data: 5"]);
+        // A custom id is looked up in the covered channels too.
+        hub.publish("o/3", Event::new("6").id("mine")).unwrap();
+        hub.publish("o/3", Event::new("7")).unwrap();
+        let replay = hub.replay_matching(&[], &[pattern("o/*")], "mine");
+        assert!(!replay.reset);
+        assert_eq!(replay.frames.len(), 1);
+    }
+
+    #[test]
+    fn pattern_replay_resets_when_a_covered_channel_lost_events() {
+        let mut hub = hub(2);
+        for i in 1..=3 {
+            hub.publish("o/1", Event::new(i.to_string())).unwrap();
+        }
+        hub.publish("o/2", Event::new("4")).unwrap();
+        let run = hub.run_id().to_owned();
+        let patterns = [pattern("o/*")];
+        // Event 1 of o/1 was evicted.
+        assert!(
+            hub.replay_matching(&[], &patterns, &format!("{run}-0"))
+                .reset
+        );
+        let replay = hub.replay_matching(&[], &patterns, &format!("{run}-1"));
+        assert!(!replay.reset);
+        assert_eq!(replay.frames.len(), 3);
+        // An uncovered channel's evictions do not matter.
+        for _ in 0..3 {
+            hub.publish("x", Event::new("x")).unwrap();
+        }
+        assert!(
+            !hub.replay_matching(&[], &patterns, &format!("{run}-1"))
+                .reset
+        );
+        assert!(hub.replay_matching(&[], &patterns, "unknown").reset);
+    }
+
+    #[test]
+    fn a_dropped_channel_still_signals_its_gap() {
+        let mut hub = hub(10);
+        hub.publish("o/1", Event::new("1")).unwrap();
+        hub.publish("o/2", Event::new("2")).unwrap();
+        let run = hub.run_id().to_owned();
+        let patterns = [pattern("o/*")];
+        hub.expire(Instant::now() + Duration::from_secs(61));
+        assert_eq!(hub.channel_count(), 0);
+        // o/1 and o/2 are gone with their events: a resume from before them is told so...
+        assert!(
+            hub.replay_matching(&[], &patterns, &format!("{run}-1"))
+                .reset
+        );
+        assert!(hub.replay(&["o/2".to_owned()], &format!("{run}-1")).reset);
+        // ...one from after them is not, and neither is one on a channel created since.
+        assert!(
+            !hub.replay_matching(&[], &patterns, &format!("{run}-2"))
+                .reset
+        );
+        hub.subscribe(Token(1), "o/3");
+        hub.publish("o/4", Event::new("3")).unwrap();
+        let replay = hub.replay_matching(&["o/3".to_owned()], &patterns, &format!("{run}-2"));
+        assert!(!replay.reset);
+        assert_eq!(replay.frames.len(), 1);
+    }
+
+    #[test]
+    fn only_a_local_server_hub_serves_patterns() {
+        let mut hub = hub(10);
+        assert_eq!(hub.pattern_refusal(), None);
+        hub.record();
+        assert!(hub.pattern_refusal().unwrap().contains("test client"));
     }
 
     #[test]

@@ -173,7 +173,9 @@ pub use cors::Cors;
 pub use error::{status_for, Error};
 pub use guard::{Bearer, BearerTokens, FromRequest, SessionUser};
 pub use house_macros::{catcher, closing_handler, stream_handler, FromParam, Validate};
-pub use hub::{ChannelInfo, Hub, JoinError, PublishError, Published};
+pub use hub::{
+    ChannelInfo, Hub, JoinError, Pattern, PatternError, PatternInfo, PublishError, Published,
+};
 pub use limit::{LimitScope, RateLimited};
 pub use metrics::metrics_route;
 pub use param::{Bounded, FromParam, JsonParam, ParamError};

@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use percent_encoding::percent_decode_str;
 
 use crate::error::{status_for, Error};
-use crate::hub::Hub;
+use crate::hub::{Hub, Pattern, PatternError};
 use crate::request::{Method, Methods, Params, Request};
 use crate::response::{
     check_header, check_unframed, IntoResponse, InvalidHeader, Response, Status,
@@ -91,8 +91,9 @@ impl fmt::Debug for Ctx<'_> {
     }
 }
 
-/// What a stream handler subscribes its connection to: one or more channels, any headers of
-/// its own for the stream's head, and the events this connection alone gets first.
+/// What a stream handler subscribes its connection to: one or more channels or channel
+/// [`Pattern`]s, any headers of its own for the stream's head, and the events this connection
+/// alone gets first.
 ///
 /// # Examples
 /// ```
@@ -105,20 +106,27 @@ impl fmt::Debug for Ctx<'_> {
 /// let subscribe = Subscribe::to_all(["a", "b", "a"]).with_initial(Event::new("snapshot"));
 /// assert_eq!(subscribe.channels(), ["a", "b"]);
 /// assert_eq!(subscribe.initial().len(), 1);
+///
+/// let subscribe = Subscribe::to_pattern("orders/*")?.and("announcements");
+/// assert_eq!(subscribe.patterns()[0].as_str(), "orders/*");
+/// # Ok::<(), house::PatternError>(())
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribe {
     channels: Vec<String>,
+    patterns: Vec<Pattern>,
     headers: Vec<(Cow<'static, str>, String)>,
     initial: Vec<Event>,
     joinable: bool,
 }
 
 impl Subscribe {
-    /// Subscribe to `channel`.
+    /// Subscribe to `channel`. The name is taken literally, even one that ends with `/*`:
+    /// only [`to_pattern`](Self::to_pattern) subscribes to a pattern.
     pub fn to(channel: impl Into<String>) -> Subscribe {
         Subscribe {
             channels: vec![channel.into()],
+            patterns: Vec::new(),
             headers: Vec::new(),
             initial: Vec::new(),
             joinable: false,
@@ -136,6 +144,7 @@ impl Subscribe {
     {
         let mut subscribe = Subscribe {
             channels: Vec::new(),
+            patterns: Vec::new(),
             headers: Vec::new(),
             initial: Vec::new(),
             joinable: false,
@@ -200,6 +209,56 @@ impl Subscribe {
         self
     }
 
+    /// Subscribe to every channel `pattern` covers (see [`Pattern`]): `orders/*` gets the
+    /// events of `orders/1`, `orders/2/items`, and of every such channel published to later.
+    ///
+    /// A stream on a channel and on a pattern that covers it (or on two patterns that do)
+    /// gets each event once. A `Last-Event-ID` resume replays the events after that id of
+    /// every covered channel the server still knows, in publish order, after `event: reset`
+    /// when some were lost, as for channels. Presence (see
+    /// [`Config::with_presence`](crate::Config::with_presence)) is not announced for pattern
+    /// subscribers, but a pattern covers presence channels (`orders/1/presence`) too.
+    ///
+    /// # Errors
+    /// A pattern whose `*` is not its whole last segment ([`PatternError`], a 400 when a
+    /// handler returns it with `?`).
+    ///
+    /// Not supported yet with the `redis` broker, nor by the in-process test client
+    /// ([`crate::test::Client`]): there such a stream answers `501 Not Implemented`.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{Route, Subscribe};
+    ///
+    /// // Every order of one customer: `/customers/7/orders` streams `orders/7/*`.
+    /// let route = Route::stream("/customers/{id}/orders", |ctx| {
+    ///     let customer = ctx.request.path_param("id").unwrap_or("");
+    ///     Subscribe::to_pattern(format!("orders/{customer}/*"))
+    /// });
+    /// # let _ = route;
+    /// ```
+    pub fn to_pattern(pattern: impl Into<String>) -> Result<Subscribe, PatternError> {
+        Ok(Subscribe {
+            channels: Vec::new(),
+            patterns: vec![Pattern::new(pattern)?],
+            headers: Vec::new(),
+            initial: Vec::new(),
+            joinable: false,
+        })
+    }
+
+    /// Also subscribe to every channel `pattern` covers (see [`to_pattern`](Self::to_pattern)).
+    ///
+    /// # Errors
+    /// A malformed pattern ([`PatternError`]).
+    pub fn and_pattern(mut self, pattern: impl Into<String>) -> Result<Subscribe, PatternError> {
+        let pattern = Pattern::new(pattern)?;
+        if !self.patterns.contains(&pattern) {
+            self.patterns.push(pattern);
+        }
+        Ok(self)
+    }
+
     /// Sends `event` to this connection only, before any live event and after any replay of
     /// what a resuming client missed (and after `event: reset`). Call it again for more.
     ///
@@ -236,9 +295,14 @@ impl Subscribe {
         self
     }
 
-    /// The channels, in order.
+    /// The channels, in order (without the patterns).
     pub fn channels(&self) -> &[String] {
         &self.channels
+    }
+
+    /// The patterns, in order.
+    pub fn patterns(&self) -> &[Pattern] {
+        &self.patterns
     }
 
     /// The events this connection gets before live ones, in order.

@@ -106,10 +106,19 @@ impl Server {
             return;
         }
         let replay = match last_event_id {
-            Some(id) => self.hub.replay(subscribe.channels(), id),
+            Some(id) => self
+                .hub
+                .replay_matching(subscribe.channels(), subscribe.patterns(), id),
             None => Replay::default(),
         };
         self.attach(token, replay.reset, replay.frames);
+        // Patterns never go through a broker (`answer` refuses them there), so a local stream
+        // is attached by now; nothing is fanned out between its channels and its patterns.
+        if self.conns.contains_key(&token) {
+            for pattern in subscribe.patterns() {
+                self.hub.subscribe_pattern(token, pattern);
+            }
+        }
     }
 
     /// Sends a new stream its head and what it missed, then subscribes it to its channels.
