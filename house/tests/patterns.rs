@@ -1,0 +1,258 @@
+//! Channel patterns over real sockets: live events of every covered channel, each event once
+//! with overlapping subscriptions, replay and `reset` through a pattern, the 400 of a
+//! malformed pattern, names that stay literal, and cleanup when a pattern stream closes.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::time::Duration;
+
+use house::{Config, Event, Route, Subscribe};
+use support::*;
+
+/// `/pattern?p=` streams a pattern (a malformed one answers the handler's 400);
+/// `/both?channel=&p=` a channel and a pattern; `/source?room=` one channel, literally;
+/// `/send?room=&text=` publishes and answers the id; `/hub` reports subscriptions, patterns
+/// and channels; `/metrics` the server's gauges.
+fn routes() -> Vec<Route> {
+    vec![
+        Route::stream("/pattern", |ctx| {
+            Subscribe::to_pattern(ctx.request.param("p").unwrap_or(""))
+        }),
+        Route::stream("/both", |ctx| {
+            Subscribe::to(ctx.request.param("channel").unwrap_or(""))
+                .and_pattern(ctx.request.param("p").unwrap_or(""))
+        }),
+        Route::stream("/two-patterns", |_| {
+            Subscribe::to_pattern("*")?.and_pattern("orders/*")
+        }),
+        Route::stream("/source", |ctx| {
+            Subscribe::to(ctx.request.param("room").unwrap_or("lobby"))
+        }),
+        Route::closing("/send", |ctx| {
+            let room = ctx.request.param("room").unwrap_or("").to_owned();
+            let text = ctx.request.param("text").unwrap_or("").to_owned();
+            ctx.hub
+                .publish(&room, Event::new(text))
+                .map(|p| p.id().unwrap_or("").to_owned())
+        }),
+        Route::closing("/hub", |ctx| {
+            format!(
+                "{} {} {}",
+                ctx.hub.subscriptions(),
+                ctx.hub.patterns().count(),
+                ctx.hub.channel_count()
+            )
+        }),
+        house::metrics_route("/metrics"),
+        count_route(),
+    ]
+}
+
+fn server(config: Config) -> TestServer {
+    TestServer::start(config, routes())
+}
+
+fn send(server: &TestServer, room: &str, text: &str) -> String {
+    let response = server.get(&format!("/send?room={room}&text={text}"));
+    assert_eq!(status_of(&response), 200, "{response}");
+    body_of(&response).to_owned()
+}
+
+fn count(server: &TestServer, channel: &str) -> usize {
+    body_of(&server.get(&format!("/count?channel={channel}")))
+        .parse()
+        .unwrap()
+}
+
+fn hub(server: &TestServer) -> String {
+    body_of(&server.get("/hub")).to_owned()
+}
+
+/// The data of every event in `text` (ids or not), in order.
+fn data(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Opens a stream on `target` resuming after `last` (a `Last-Event-ID` header).
+fn resume(server: &TestServer, target: &str, last: &str) -> TcpStream {
+    let mut stream = server.connect();
+    stream
+        .write_all(
+            format!("GET {target} HTTP/1.1\r\nHost: t\r\nLast-Event-ID: {last}\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+    stream
+}
+
+#[test]
+fn a_pattern_stream_gets_every_covered_channel_live() {
+    let server = server(Config::default());
+    let mut stream = subscribe(&server, "/pattern?p=orders/*");
+    wait_for("the pattern stream to attach", || {
+        count(&server, "orders/1") == 1
+    });
+    assert_eq!(count(&server, "orders"), 0);
+    for (room, text) in [
+        ("orders/1", "one"),
+        ("invoices/1", "other"),
+        ("orders", "parent"),
+        ("ordersheet/1", "lookalike"),
+        ("orders/2/items", "nested"),
+        ("orders/3", "last"),
+    ] {
+        send(&server, room, text);
+    }
+    let text = read_until(&mut stream, "data: last");
+    assert_eq!(data(&text), ["one", "nested", "last"], "{text}");
+}
+
+#[test]
+fn overlapping_subscriptions_get_each_event_once() {
+    let server = server(Config::default());
+    let mut both = subscribe(&server, "/both?channel=orders/1&p=orders/*");
+    let mut two = subscribe(&server, "/two-patterns");
+    let mut exact = subscribe(&server, "/source?room=orders/1");
+    wait_for("three streams on orders/1", || {
+        count(&server, "orders/1") == 3
+    });
+    for text in ["a", "b", "c"] {
+        send(&server, "orders/1", text);
+    }
+    send(&server, "orders/2", "d");
+    send(&server, "elsewhere", "e");
+    send(&server, "orders/1", "end");
+    let text = read_until(&mut both, "data: end");
+    assert_eq!(data(&text), ["a", "b", "c", "d", "end"], "{text}");
+    let text = read_until(&mut two, "data: end");
+    assert_eq!(data(&text), ["a", "b", "c", "d", "e", "end"], "{text}");
+    let text = read_until(&mut exact, "data: end");
+    assert_eq!(data(&text), ["a", "b", "c", "end"], "{text}");
+}
+
+#[test]
+fn a_channel_name_is_never_a_pattern() {
+    let server = server(Config::default());
+    // `orders%2F*` is the channel `orders/*`, literally.
+    let mut literal = subscribe(&server, "/source?room=orders%2F*");
+    wait_for("the literal stream", || count(&server, "orders/*") == 1);
+    send(&server, "orders/1", "covered");
+    send(&server, "orders/*", "literal");
+    let text = read_until(&mut literal, "data: literal");
+    assert_eq!(data(&text), ["literal"], "{text}");
+    assert_eq!(count(&server, "orders/1"), 0);
+}
+
+#[test]
+fn resuming_through_a_pattern_replays_every_covered_channel_in_order() {
+    let server = server(Config::default().with_history_events(2));
+    let first = send(&server, "orders/1", "a");
+    send(&server, "orders/2", "b");
+    send(&server, "invoices/1", "not+covered");
+    send(&server, "orders/1/items", "c");
+    send(&server, "orders/1", "d");
+    let mut stream = resume(&server, "/pattern?p=orders/*", &first);
+    wait_for("the resumed stream", || count(&server, "orders/9") == 1);
+    send(&server, "orders/9", "live");
+    let text = read_until(&mut stream, "data: live");
+    assert!(!text.contains("event: reset"), "{text}");
+    assert_eq!(data(&text), ["b", "c", "d", "live"], "{text}");
+
+    // Two more on orders/1 evict `d`'s predecessor and `d`: a resume after `a` lost them.
+    send(&server, "orders/1", "e");
+    send(&server, "orders/1", "f");
+    let mut stream = resume(&server, "/pattern?p=orders/*", &first);
+    let text = read_until(&mut stream, "data: f");
+    let body = body_of(&text);
+    assert!(
+        body.starts_with("retry: 2000\n\nevent: reset\ndata: events were missed\n\n"),
+        "{body}"
+    );
+    // What is left of every covered channel, in publish order.
+    assert_eq!(
+        data(body),
+        ["events were missed", "b", "c", "live", "e", "f"],
+        "{body}"
+    );
+}
+
+#[test]
+fn a_covered_channel_dropped_by_expiry_still_signals_its_gap() {
+    let server = server(Config::default().with_history_ttl(Duration::from_millis(200)));
+    let first = send(&server, "orders/1", "a");
+    send(&server, "orders/2", "gone+with+its+channel");
+    wait_for("the idle channels to be dropped", || {
+        hub(&server) == "0 0 0"
+    });
+    let mut stream = resume(&server, "/pattern?p=orders/*", &first);
+    let text = read_until(&mut stream, "event: reset");
+    assert!(body_of(&text).contains("event: reset"), "{text}");
+    drop(stream);
+
+    // A resume from after the dropped channel's last event has nothing to hear about.
+    let last = send(&server, "unrelated", "x");
+    let mut stream = resume(&server, "/pattern?p=orders/*", &last);
+    wait_for("the resumed stream", || count(&server, "orders/3") == 1);
+    send(&server, "orders/3", "live");
+    let text = read_until(&mut stream, "data: live");
+    assert_eq!(data(body_of(&text)), ["live"], "{text}");
+}
+
+#[test]
+fn malformed_patterns_are_a_400_and_the_server_keeps_serving() {
+    let server = server(Config::default());
+    let mut good = subscribe(&server, "/pattern?p=orders/*");
+    for (target, message) in [
+        ("/pattern?p=orders*", "`orders*` is not a channel pattern: `*` may only be its whole last segment"),
+        ("/pattern?p=a*/b/*", "`a*/b/*` is not a channel pattern: `*` may only be its whole last segment"),
+        ("/pattern?p=orders/**", "`orders/**` is not a channel pattern: `*` may only be its whole last segment"),
+        ("/pattern?p=orders", "`orders` is not a channel pattern: it must end with a `*` segment, as in `orders/*`"),
+        ("/pattern?p=orders/*/items", "`orders/*/items` is not a channel pattern: it must end with a `*` segment, as in `orders/*`"),
+        ("/pattern", "`` is not a channel pattern: it must end with a `*` segment, as in `orders/*`"),
+        ("/both?channel=orders/1&p=*/x", "`*/x` is not a channel pattern: it must end with a `*` segment, as in `orders/*`"),
+    ] {
+        let response = server.get(target);
+        assert_eq!(status_of(&response), 400, "{target}: {response}");
+        assert_eq!(body_of(&response), format!("400 Bad Request: {message}\n"), "{target}");
+    }
+    // Nothing was subscribed by the refused streams; the good one still gets events.
+    assert_eq!(hub(&server), "1 1 0");
+    send(&server, "orders/1", "still+serving");
+    assert!(read_until(&mut good, "data: still serving").contains("still serving"));
+}
+
+#[test]
+fn closing_pattern_streams_leaves_no_subscription_behind() {
+    let server = server(Config::default());
+    let streams: Vec<TcpStream> = (0..20)
+        .map(|i| {
+            let target = if i % 2 == 0 {
+                "/pattern?p=orders/*"
+            } else {
+                "/both?channel=orders/1&p=orders/1/*"
+            };
+            subscribe(&server, target)
+        })
+        .collect();
+    wait_for("20 streams", || count(&server, "orders/1") == 20);
+    // 10 on `orders/*`; 10 on `orders/1` and `orders/1/*`.
+    assert_eq!(hub(&server), "30 2 1");
+    let metrics = body_of(&server.get("/metrics")).to_owned();
+    assert!(metrics.contains("\nhouse_subscribers 30\n"), "{metrics}");
+    drop(streams);
+    wait_for("every subscription to go", || hub(&server) == "0 0 0");
+    let metrics = body_of(&server.get("/metrics")).to_owned();
+    assert!(metrics.contains("\nhouse_subscribers 0\n"), "{metrics}");
+    // A publish after they left queues to nobody, and a new pattern stream starts clean.
+    send(&server, "orders/1", "to+nobody");
+    let mut stream = subscribe(&server, "/pattern?p=orders/*");
+    wait_for("the new stream", || count(&server, "orders/1") == 1);
+    send(&server, "orders/1", "fresh");
+    let text = read_until(&mut stream, "data: fresh");
+    assert_eq!(data(&text), ["fresh"], "{text}");
+}
