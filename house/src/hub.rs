@@ -163,6 +163,18 @@ pub(crate) enum Change {
         token: Token,
         channel: String,
     },
+    /// Subscribe `token` to `pattern`, with the replay rules of `Join` for each covered
+    /// channel it does not get already.
+    JoinPattern {
+        token: Token,
+        pattern: Pattern,
+        last_event_id: Option<String>,
+        after_seq: u64,
+    },
+    LeavePattern {
+        token: Token,
+        pattern: Pattern,
+    },
 }
 
 /// An open stream: its connection, and the session it was opened with.
@@ -395,18 +407,23 @@ impl Iterator for Subscribers<'_> {
     fn next(&mut self) -> Option<Token> {
         loop {
             if let Some(iter) = &mut self.current {
-                let at = self.at;
-                let exact = self.exact;
-                let earlier = &self.covering[..at.saturating_sub(1)];
-                // A connection on the channel and on a pattern (or on two patterns) that cover
-                // it gets the event once: from the first set that has it.
-                let first_time = |token: &&Token| {
-                    at == 0
-                        || !(exact.is_some_and(|set| set.contains(*token))
+                if self.at == 0 {
+                    // The channel's own subscribers: all of them, as without patterns.
+                    if let Some(&token) = iter.next() {
+                        return Some(token);
+                    }
+                } else {
+                    // A connection on the channel and on a pattern (or on two patterns) that
+                    // cover it gets the event once: from the first set that has it.
+                    let exact = self.exact;
+                    let earlier = &self.covering[..self.at - 1];
+                    let first_time = |token: &&Token| {
+                        !(exact.is_some_and(|set| set.contains(*token))
                             || earlier.iter().any(|set| set.contains(*token)))
-                };
-                if let Some(&token) = iter.find(first_time) {
-                    return Some(token);
+                    };
+                    if let Some(&token) = iter.find(first_time) {
+                        return Some(token);
+                    }
                 }
             }
             let next = self.covering.get(self.at)?;
@@ -734,6 +751,53 @@ impl Hub {
         self.changes.push(Change::Leave {
             token,
             channel: channel.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// Subscribes the open stream `stream_id` to every channel `pattern` covers as well, once
+    /// the handler returns; the rights of [`join`](Self::join) apply.
+    ///
+    /// The replay rules of `join` apply to the covered channels the stream does not get
+    /// already (by name or by another pattern): their events after the request's
+    /// `last_event_id` (or `Last-Event-ID`), in publish order, or else those published after
+    /// this call. Joining a pattern the stream has changes nothing.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{IntoResponse, Pattern, Response, Route};
+    ///
+    /// let follow = Route::closing("/follow", |ctx| {
+    ///     let stream = ctx.request.param("stream").unwrap_or("");
+    ///     let customer = ctx.request.param("customer").unwrap_or("");
+    ///     // A malformed pattern (a `*` in `customer`) is a 400.
+    ///     let pattern = Pattern::new(format!("orders/{customer}/*"))
+    ///         .map_err(IntoResponse::into_response)?;
+    ///     ctx.hub
+    ///         .join_pattern(stream, &pattern)
+    ///         .map_err(IntoResponse::into_response)?;
+    ///     Ok::<_, Response>("following")
+    /// });
+    /// # let _ = follow;
+    /// ```
+    pub fn join_pattern(&mut self, stream_id: &str, pattern: &Pattern) -> Result<(), JoinError> {
+        let token = self.owned_stream(stream_id)?;
+        self.changes.push(Change::JoinPattern {
+            token,
+            pattern: pattern.clone(),
+            last_event_id: self.caller.last_event_id.clone(),
+            after_seq: self.seq,
+        });
+        Ok(())
+    }
+
+    /// Unsubscribes the open stream `stream_id` from `pattern`, once the handler returns, as
+    /// [`leave`](Self::leave) does for a channel. The channels the stream has by name stay.
+    pub fn leave_pattern(&mut self, stream_id: &str, pattern: &Pattern) -> Result<(), JoinError> {
+        let token = self.owned_stream(stream_id)?;
+        self.changes.push(Change::LeavePattern {
+            token,
+            pattern: pattern.clone(),
         });
         Ok(())
     }
@@ -1256,6 +1320,16 @@ impl Hub {
                     .map(|(_, c)| c),
             );
         }
+        // A channel that is gone (or, for a pattern, any channel that is gone: it may have
+        // matched) lost nothing after `removed_floor`.
+        let some_gone =
+            !patterns.is_empty() || channels.iter().any(|n| !self.channels.contains_key(n));
+        self.replay_after(&sources, some_gone, last_event_id)
+    }
+
+    /// The events of `sources` after `last_event_id`, in publish order; `reset` when some are
+    /// no longer kept, or, if `some_gone`, a channel that is gone may have had some.
+    fn replay_after(&self, sources: &[&Channel], some_gone: bool, last_event_id: &str) -> Replay {
         let after = match self.parse_own_id(last_event_id) {
             Some(seq) if seq <= self.seq => Some(seq),
             Some(_) => None,
@@ -1266,26 +1340,58 @@ impl Hub {
                 .find(|e| e.custom_id.as_deref() == Some(last_event_id))
                 .map(|e| e.seq),
         };
-        // A channel that is gone (or, for a pattern, any channel that is gone: it may have
-        // matched) lost nothing after `removed_floor`.
         let complete = after.is_some_and(|after| {
-            let gone_ok = after >= self.removed_floor;
-            sources.iter().all(|c| after >= c.floor)
-                && (patterns.is_empty() || gone_ok)
-                && channels
-                    .iter()
-                    .all(|name| gone_ok || self.channels.contains_key(name))
+            sources.iter().all(|c| after >= c.floor) && (!some_gone || after >= self.removed_floor)
         });
         let after = if complete { after.unwrap_or(0) } else { 0 };
-        let mut entries: Vec<&Entry> = sources
-            .iter()
-            .flat_map(|c| c.history.iter().filter(|e| e.seq > after))
-            .collect();
-        entries.sort_by_key(|e| e.seq);
         Replay {
             reset: !complete,
-            frames: entries.into_iter().map(|e| e.frame.clone()).collect(),
+            frames: frames_after(sources, after),
         }
+    }
+
+    /// What stream `token` (on `channels` and its patterns) joining `pattern` gets first: the
+    /// events of the covered channels it does not get already, after the joining request's
+    /// `last_event_id`, or else after `seq` (when the handler joined).
+    pub(crate) fn replay_join_pattern(
+        &self,
+        token: Token,
+        channels: &[String],
+        pattern: &Pattern,
+        last_event_id: Option<&str>,
+        seq: u64,
+    ) -> Replay {
+        let sources: Vec<&Channel> = self
+            .channels
+            .iter()
+            .filter(|(name, _)| {
+                pattern.matches(name)
+                    && !channels.contains(name)
+                    && !self.pattern_covers(token, name)
+            })
+            .map(|(_, c)| c)
+            .collect();
+        match last_event_id {
+            Some(id) => self.replay_after(&sources, true, id),
+            None => Replay {
+                reset: seq < self.removed_floor || sources.iter().any(|c| seq < c.floor),
+                frames: frames_after(&sources, seq),
+            },
+        }
+    }
+
+    /// Whether stream `token` gets `channel`'s events through one of its patterns.
+    pub(crate) fn pattern_covers(&self, token: Token, channel: &str) -> bool {
+        self.stream_patterns
+            .get(&token)
+            .is_some_and(|patterns| patterns.iter().any(|p| p.matches(channel)))
+    }
+
+    /// Whether stream `token` has `pattern`.
+    pub(crate) fn has_pattern(&self, token: Token, pattern: &Pattern) -> bool {
+        self.stream_patterns
+            .get(&token)
+            .is_some_and(|patterns| patterns.contains(pattern))
     }
 
     fn parse_own_id(&self, id: &str) -> Option<u64> {
@@ -1326,6 +1432,16 @@ impl Channel {
             self.floor = old.seq;
         }
     }
+}
+
+/// The frames of `sources` with `seq > after`, in publish order.
+fn frames_after(sources: &[&Channel], after: u64) -> Vec<Frame> {
+    let mut entries: Vec<&Entry> = sources
+        .iter()
+        .flat_map(|c| c.history.iter().filter(|e| e.seq > after))
+        .collect();
+    entries.sort_by_key(|e| e.seq);
+    entries.into_iter().map(|e| e.frame.clone()).collect()
 }
 
 /// 128 random bits from the operating system, as 32 lowercase hex digits.
@@ -1718,6 +1834,37 @@ mod tests {
         let replay = hub.replay_matching(&["o/3".to_owned()], &patterns, &format!("{run}-2"));
         assert!(!replay.reset);
         assert_eq!(replay.frames.len(), 1);
+    }
+
+    #[test]
+    fn joining_a_pattern_replays_only_what_the_stream_lacks() {
+        let mut hub = hub(2);
+        hub.publish("o/1", Event::new("1")).unwrap();
+        hub.publish("o/2", Event::new("2")).unwrap();
+        hub.publish("o/3/x", Event::new("3")).unwrap();
+        hub.subscribe_pattern(Token(1), &pattern("o/3/*"));
+        let own = ["o/2".to_owned()];
+        let run = hub.run_id().to_owned();
+        // After event 1: o/1 has nothing newer, o/2 is the stream's, o/3/x its other pattern's.
+        let replay = hub.replay_join_pattern(
+            Token(1),
+            &own,
+            &pattern("o/*"),
+            Some(&format!("{run}-0")),
+            0,
+        );
+        assert!(!replay.reset);
+        assert_eq!(replay.frames.len(), 1);
+        // Without an id: what was published since the join, `reset` if some was evicted.
+        let joined = hub.seq;
+        for i in 4..=6 {
+            hub.publish("o/1", Event::new(i.to_string())).unwrap();
+        }
+        let replay = hub.replay_join_pattern(Token(1), &own, &pattern("o/*"), None, joined);
+        assert!(replay.reset);
+        assert_eq!(text(&replay.frames).len(), 2);
+        assert!(hub.has_pattern(Token(1), &pattern("o/3/*")));
+        assert!(hub.pattern_covers(Token(1), "o/3/x") && !hub.pattern_covers(Token(1), "o/1"));
     }
 
     #[test]

@@ -9,13 +9,15 @@ use std::io::Write;
 use std::net::TcpStream;
 use std::time::Duration;
 
-use house::{Config, Event, Route, Subscribe};
+use house::{Config, Event, IntoResponse, Pattern, Response, Route, Subscribe};
 use support::*;
 
 /// `/pattern?p=` streams a pattern (a malformed one answers the handler's 400);
 /// `/both?channel=&p=` a channel and a pattern; `/source?room=` one channel, literally;
 /// `/send?room=&text=` publishes and answers the id; `/hub` reports subscriptions, patterns
-/// and channels; `/metrics` the server's gauges.
+/// and channels; `/metrics` the server's gauges; `/joinable?room=` opens a joinable stream,
+/// which `/join?stream=&room=`, `/join-pattern?stream=&p=` and `/leave-pattern?stream=&p=`
+/// change.
 fn routes() -> Vec<Route> {
     vec![
         Route::stream("/pattern", |ctx| {
@@ -48,6 +50,32 @@ fn routes() -> Vec<Route> {
         }),
         house::metrics_route("/metrics"),
         count_route(),
+        Route::stream("/joinable", |ctx| {
+            Subscribe::to(ctx.request.param("room").unwrap_or("lobby")).joinable()
+        }),
+        Route::closing("/join", |ctx| {
+            let stream = ctx.request.param("stream").unwrap_or("");
+            let room = ctx.request.param("room").unwrap_or("");
+            ctx.hub.join(stream, room).map(|()| "joined")
+        }),
+        Route::closing("/join-pattern", |ctx| {
+            let stream = ctx.request.param("stream").unwrap_or("");
+            let pattern = Pattern::new(ctx.request.param("p").unwrap_or(""))
+                .map_err(IntoResponse::into_response)?;
+            ctx.hub
+                .join_pattern(stream, &pattern)
+                .map_err(IntoResponse::into_response)?;
+            Ok::<_, Response>("joined")
+        }),
+        Route::closing("/leave-pattern", |ctx| {
+            let stream = ctx.request.param("stream").unwrap_or("");
+            let pattern = Pattern::new(ctx.request.param("p").unwrap_or(""))
+                .map_err(IntoResponse::into_response)?;
+            ctx.hub
+                .leave_pattern(stream, &pattern)
+                .map_err(IntoResponse::into_response)?;
+            Ok::<_, Response>("left")
+        }),
     ]
 }
 
@@ -255,4 +283,75 @@ fn closing_pattern_streams_leaves_no_subscription_behind() {
     send(&server, "orders/1", "fresh");
     let text = read_until(&mut stream, "data: fresh");
     assert_eq!(data(&text), ["fresh"], "{text}");
+}
+
+/// Opens a joinable stream on `room`; returns it with its id.
+fn open_joinable(server: &TestServer, room: &str) -> (TcpStream, String) {
+    let mut stream = server.connect();
+    stream
+        .write_all(format!("GET /joinable?room={room} HTTP/1.1\r\nHost: t\r\n\r\n").as_bytes())
+        .unwrap();
+    let (_, id) = read_stream_start(&mut stream);
+    (stream, id)
+}
+
+fn get_ok(server: &TestServer, target: &str) {
+    let response = server.get(target);
+    assert_eq!(status_of(&response), 200, "{target}: {response}");
+}
+
+#[test]
+fn an_open_stream_joins_and_leaves_a_pattern() {
+    let server = server(Config::default());
+    let (mut stream, id) = open_joinable(&server, "lobby");
+    // Published before the join: not for this stream.
+    let early = send(&server, "orders/1", "early");
+    get_ok(&server, &format!("/join-pattern?stream={id}&p=orders/*"));
+    assert_eq!(hub(&server), "2 1 2");
+    send(&server, "orders/1", "a");
+    send(&server, "orders/2/x", "b");
+    // A channel the pattern covers, joined by name too, even resuming after `early`: no
+    // replay, no duplicate.
+    get_ok(
+        &server,
+        &format!("/join?stream={id}&room=orders/1&last_event_id={early}"),
+    );
+    send(&server, "orders/1", "c");
+    get_ok(&server, &format!("/leave-pattern?stream={id}&p=orders/*"));
+    assert_eq!(hub(&server), "2 0 3");
+    send(&server, "orders/2", "after+leaving");
+    send(&server, "orders/1", "d");
+    let text = read_until(&mut stream, "data: d");
+    let got: Vec<String> = sse_events(&text).into_iter().map(|(_, d)| d).collect();
+    assert_eq!(got, ["a", "b", "c", "d"], "{text}");
+
+    // A malformed pattern is the handler's 400, an unknown stream a 404.
+    let response = server.get(&format!("/join-pattern?stream={id}&p=orders*"));
+    assert_eq!(status_of(&response), 400, "{response}");
+    let response = server.get("/join-pattern?stream=nope&p=orders/*");
+    assert_eq!(status_of(&response), 404, "{response}");
+    drop(stream);
+    wait_for("the joined stream to leave", || {
+        hub(&server).starts_with("0 0 ")
+    });
+}
+
+#[test]
+fn joining_a_pattern_with_an_id_replays_the_covered_channels() {
+    let server = server(Config::default());
+    let first = send(&server, "orders/1", "x1");
+    send(&server, "orders/2", "x2");
+    send(&server, "other", "not+covered");
+    send(&server, "orders/1", "x3");
+    // The stream is on orders/2 by name already: the pattern's replay leaves it out.
+    let (mut stream, id) = open_joinable(&server, "orders/2");
+    get_ok(
+        &server,
+        &format!("/join-pattern?stream={id}&p=orders/*&last_event_id={first}"),
+    );
+    send(&server, "orders/3", "live");
+    let text = read_until(&mut stream, "data: live");
+    assert!(!text.contains("event: reset"), "{text}");
+    let got: Vec<String> = sse_events(&text).into_iter().map(|(_, d)| d).collect();
+    assert_eq!(got, ["x3", "live"], "{text}");
 }

@@ -190,12 +190,51 @@ impl Server {
                         continue;
                     }
                     let replay = match &last_event_id {
+                        // A pattern of the stream's brings it the channel's events already.
+                        _ if self.hub.pattern_covers(token, &channel) => Replay::default(),
                         Some(id) => self.hub.replay(std::slice::from_ref(&channel), id),
                         None => self.hub.replay_since(&channel, after_seq),
                     };
                     self.attach_joined(token, channel, replay.reset, replay.frames);
                 }
                 Change::Leave { token, channel } => self.leave(token, &channel),
+                Change::JoinPattern {
+                    token,
+                    pattern,
+                    last_event_id,
+                    after_seq,
+                } => {
+                    let Some(conn) = self.conns.get_mut(&token) else {
+                        continue;
+                    };
+                    if !conn.is_attached_to(None) || self.hub.has_pattern(token, &pattern) {
+                        continue;
+                    }
+                    let now = self.now;
+                    if last_event_id.is_some() {
+                        self.stats.replays += 1;
+                    }
+                    let replay = self.hub.replay_join_pattern(
+                        token,
+                        conn.channels(),
+                        &pattern,
+                        last_event_id.as_deref(),
+                        after_seq,
+                    );
+                    if replay.reset {
+                        self.stats.gap_signals += 1;
+                        conn.queue(reset_event(), now);
+                    }
+                    self.stats.events_delivered += replay.frames.len() as u64;
+                    for frame in replay.frames {
+                        conn.queue_frame(frame, now);
+                    }
+                    self.hub.subscribe_pattern(token, &pattern);
+                    self.dirty.mark(token, conn);
+                }
+                Change::LeavePattern { token, pattern } => {
+                    self.hub.unsubscribe_pattern(token, &pattern);
+                }
             }
         }
     }
