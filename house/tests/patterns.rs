@@ -355,3 +355,50 @@ fn joining_a_pattern_with_an_id_replays_the_covered_channels() {
     let got: Vec<String> = sse_events(&text).into_iter().map(|(_, d)| d).collect();
     assert_eq!(got, ["x3", "live"], "{text}");
 }
+
+/// With the Redis broker, patterns are refused (not supported there yet), and plain streams
+/// still work.
+#[cfg(feature = "redis")]
+#[test]
+fn patterns_are_refused_with_redis_and_plain_streams_still_work() {
+    use std::process::{Child, Command, Stdio};
+
+    /// Stops `redis-server` however the test ends.
+    struct Redis(Child);
+    impl Drop for Redis {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let _redis = Command::new("redis-server")
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .map(Redis)
+        .expect("redis-server is not installed: run `bash .ci/setup`");
+    wait_for("redis-server to listen", || {
+        TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    let server = server(Config::default().with_redis(format!("redis://127.0.0.1:{port}/")));
+    let response = server.get("/pattern?p=orders/*");
+    assert_eq!(status_of(&response), 501, "{response}");
+    assert_eq!(
+        body_of(&response),
+        "501 Not Implemented: channel patterns are not supported with the Redis broker yet\n"
+    );
+    // Malformed is still the handler's 400, before the server looks at where events go.
+    assert_eq!(status_of(&server.get("/pattern?p=orders*")), 400);
+    let mut plain = subscribe(&server, "/source?room=orders/1");
+    wait_for("the plain stream", || count(&server, "orders/1") == 1);
+    send(&server, "orders/1", "through+redis");
+    assert!(read_until(&mut plain, "data: through redis").contains("through redis"));
+}
