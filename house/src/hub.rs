@@ -4,10 +4,11 @@
 //!
 //! The hub maps channels to connection [`Token`]s, never to sockets, so the event loop stays
 //! the only owner of sockets. Publishing serializes an event once into a shared frame; the loop
-//! then queues that same frame to every subscriber.
+//! then queues that same frame to every subscriber. Pattern subscriptions (`orders/*`) are kept
+//! apart, by prefix: a publish and its fan-out look at them only while some exist.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{hash_set, HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::AtomicBool;
@@ -388,49 +389,6 @@ impl<'a> PatternInfo<'a> {
 struct PatternSubscribers {
     pattern: Pattern,
     tokens: HashSet<Token>,
-}
-
-/// The connections that get an event of one channel: the channel's own subscribers, then those
-/// of each pattern that covers it, each connection once.
-pub(crate) struct Subscribers<'h> {
-    exact: Option<&'h HashSet<Token>>,
-    /// The covering patterns' subscribers, shortest prefix first; empty without patterns.
-    covering: Vec<&'h HashSet<Token>>,
-    current: Option<hash_set::Iter<'h, Token>>,
-    /// Which set `current` walks: 0 for `exact`, `i + 1` for `covering[i]`.
-    at: usize,
-}
-
-impl Iterator for Subscribers<'_> {
-    type Item = Token;
-
-    fn next(&mut self) -> Option<Token> {
-        loop {
-            if let Some(iter) = &mut self.current {
-                if self.at == 0 {
-                    // The channel's own subscribers: all of them, as without patterns.
-                    if let Some(&token) = iter.next() {
-                        return Some(token);
-                    }
-                } else {
-                    // A connection on the channel and on a pattern (or on two patterns) that
-                    // cover it gets the event once: from the first set that has it.
-                    let exact = self.exact;
-                    let earlier = &self.covering[..self.at - 1];
-                    let first_time = |token: &&Token| {
-                        !(exact.is_some_and(|set| set.contains(*token))
-                            || earlier.iter().any(|set| set.contains(*token)))
-                    };
-                    if let Some(&token) = iter.find(first_time) {
-                        return Some(token);
-                    }
-                }
-            }
-            let next = self.covering.get(self.at)?;
-            self.current = Some(next.iter());
-            self.at += 1;
-        }
-    }
 }
 
 /// The prefixes of `channel` a pattern could have: `` (for `*`), then up to each `/` that is
@@ -1209,22 +1167,48 @@ impl Hub {
     }
 
     /// Every connection that gets an event of `channel`, once: its subscribers, and those of
-    /// the patterns that cover it.
-    pub(crate) fn subscribers_of(&self, channel: &str) -> Subscribers<'_> {
+    /// the patterns that cover it. (For the test client; fan-out uses `each_subscriber`.)
+    pub(crate) fn subscribers_of(&self, channel: &str) -> std::vec::IntoIter<Token> {
+        let mut tokens = Vec::new();
+        self.each_subscriber(channel, |token| tokens.push(token));
+        tokens.into_iter()
+    }
+
+    /// Calls `deliver` with every connection that gets an event of `channel`, once each: its
+    /// subscribers, then those of the patterns that cover it.
+    #[inline]
+    pub(crate) fn each_subscriber(&self, channel: &str, mut deliver: impl FnMut(Token)) {
         let exact = self.channels.get(channel).map(|c| &c.subscribers);
-        let covering = if self.patterns.is_empty() {
-            Vec::new()
-        } else {
-            pattern_prefixes(channel)
-                .filter_map(|prefix| self.patterns.get(prefix))
-                .map(|p| &p.tokens)
-                .collect()
-        };
-        Subscribers {
-            exact,
-            covering,
-            current: exact.map(HashSet::iter),
-            at: 0,
+        // Fan-out's loop per delivery: without patterns, nothing else happens.
+        for &token in exact.into_iter().flatten() {
+            deliver(token);
+        }
+        if !self.patterns.is_empty() {
+            self.each_covered(channel, exact, &mut deliver);
+        }
+    }
+
+    /// The pattern subscribers of `channel` that are not on `exact`, each once.
+    fn each_covered(
+        &self,
+        channel: &str,
+        exact: Option<&HashSet<Token>>,
+        deliver: &mut dyn FnMut(Token),
+    ) {
+        let covering: Vec<&HashSet<Token>> = pattern_prefixes(channel)
+            .filter_map(|prefix| self.patterns.get(prefix))
+            .map(|p| &p.tokens)
+            .collect();
+        for (at, set) in covering.iter().enumerate() {
+            for &token in *set {
+                // A connection on the channel and on a pattern (or on two patterns) that cover
+                // it gets the event once: from the first set that has it.
+                let seen = exact.is_some_and(|e| e.contains(&token))
+                    || covering[..at].iter().any(|s| s.contains(&token));
+                if !seen {
+                    deliver(token);
+                }
+            }
         }
     }
 

@@ -305,20 +305,21 @@ impl Server {
         let now = self.now;
         let cap = self.config.subscriber_queue_cap();
         let mut dropped = Vec::new();
+        let (conns, stats, dirty) = (&mut self.conns, &mut self.stats, &mut self.dirty);
         for (channel, frame) in self.hub.take_pending() {
-            for token in self.hub.subscribers_of(&channel) {
-                let Some(conn) = self.conns.get_mut(&token) else {
-                    continue;
+            self.hub.each_subscriber(&channel, |token| {
+                let Some(conn) = conns.get_mut(&token) else {
+                    return;
                 };
                 match conn.queue_event(frame.clone(), cap, now) {
                     Ok(written) => {
-                        self.stats.bytes_written += written as u64;
-                        self.stats.events_delivered += 1;
-                        self.dirty.mark(token, conn);
+                        stats.bytes_written += written as u64;
+                        stats.events_delivered += 1;
+                        dirty.mark(token, conn);
                     }
                     Err(reason) => dropped.push((token, reason)),
                 }
-            }
+            });
         }
         for (token, reason) in dropped {
             self.close(token, reason);
