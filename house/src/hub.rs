@@ -101,7 +101,8 @@ impl From<BrokerDown> for PublishError {
     }
 }
 
-/// Why [`Hub::join`] or [`Hub::leave`] refused. As a response: 404, 403, or 503.
+/// Why [`Hub::join`] or [`Hub::leave`] (or their pattern forms) refused. As a response: 404,
+/// 403, 503, or 501.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum JoinError {
@@ -112,6 +113,8 @@ pub enum JoinError {
     /// The broker that carries events between nodes cannot be reached, so the stream cannot
     /// join a channel right now (with the `redis` feature; the stream is unchanged).
     Unavailable,
+    /// Channel patterns cannot be joined while events go through Redis (not supported yet).
+    PatternsUnsupported,
 }
 
 impl fmt::Display for JoinError {
@@ -120,6 +123,9 @@ impl fmt::Display for JoinError {
             JoinError::UnknownStream => "no open stream has this id",
             JoinError::NotOwner => "the stream belongs to another session",
             JoinError::Unavailable => "channels cannot be joined right now: Redis is unreachable",
+            JoinError::PatternsUnsupported => {
+                "channel patterns are not supported with the Redis broker yet"
+            }
         })
     }
 }
@@ -134,6 +140,7 @@ impl IntoResponse for JoinError {
             JoinError::Unavailable => {
                 Response::error(Status::SERVICE_UNAVAILABLE, &self).with_header("Retry-After", "1")
             }
+            JoinError::PatternsUnsupported => Response::error(Status::NOT_IMPLEMENTED, &self),
         }
     }
 }
@@ -740,6 +747,9 @@ impl Hub {
     /// ```
     pub fn join_pattern(&mut self, stream_id: &str, pattern: &Pattern) -> Result<(), JoinError> {
         let token = self.owned_stream(stream_id)?;
+        if self.is_remote() {
+            return Err(JoinError::PatternsUnsupported);
+        }
         self.changes.push(Change::JoinPattern {
             token,
             pattern: pattern.clone(),
@@ -753,6 +763,9 @@ impl Hub {
     /// [`leave`](Self::leave) does for a channel. The channels the stream has by name stay.
     pub fn leave_pattern(&mut self, stream_id: &str, pattern: &Pattern) -> Result<(), JoinError> {
         let token = self.owned_stream(stream_id)?;
+        if self.is_remote() {
+            return Err(JoinError::PatternsUnsupported);
+        }
         self.changes.push(Change::LeavePattern {
             token,
             pattern: pattern.clone(),

@@ -356,8 +356,8 @@ fn joining_a_pattern_with_an_id_replays_the_covered_channels() {
     assert_eq!(got, ["x3", "live"], "{text}");
 }
 
-/// With the Redis broker, patterns are refused (not supported there yet), and plain streams
-/// still work.
+/// With the Redis broker, patterns are refused (not supported there yet), in a stream and in
+/// a join, and plain streams still work.
 #[cfg(feature = "redis")]
 #[test]
 fn patterns_are_refused_with_redis_and_plain_streams_still_work() {
@@ -397,6 +397,14 @@ fn patterns_are_refused_with_redis_and_plain_streams_still_work() {
     );
     // Malformed is still the handler's 400, before the server looks at where events go.
     assert_eq!(status_of(&server.get("/pattern?p=orders*")), 400);
+    // A joinable stream can join channels through Redis, but not patterns.
+    let (_joinable, id) = open_joinable(&server, "lobby");
+    let response = server.get(&format!("/join-pattern?stream={id}&p=orders/*"));
+    assert_eq!(status_of(&response), 501, "{response}");
+    assert_eq!(
+        body_of(&response),
+        "501 Not Implemented: channel patterns are not supported with the Redis broker yet\n"
+    );
     let mut plain = subscribe(&server, "/source?room=orders/1");
     wait_for("the plain stream", || count(&server, "orders/1") == 1);
     send(&server, "orders/1", "through+redis");
