@@ -113,7 +113,8 @@ pub enum JoinError {
     /// The broker that carries events between nodes cannot be reached, so the stream cannot
     /// join a channel right now (with the `redis` feature; the stream is unchanged).
     Unavailable,
-    /// Channel patterns cannot be joined while events go through Redis (not supported yet).
+    /// Channel patterns cannot be joined while events go through Redis, nor in the test
+    /// client (not supported there yet).
     PatternsUnsupported,
 }
 
@@ -124,7 +125,7 @@ impl fmt::Display for JoinError {
             JoinError::NotOwner => "the stream belongs to another session",
             JoinError::Unavailable => "channels cannot be joined right now: Redis is unreachable",
             JoinError::PatternsUnsupported => {
-                "channel patterns are not supported with the Redis broker yet"
+                "channel patterns are not supported here yet (with the Redis broker, or in the test client)"
             }
         })
     }
@@ -747,7 +748,7 @@ impl Hub {
     /// ```
     pub fn join_pattern(&mut self, stream_id: &str, pattern: &Pattern) -> Result<(), JoinError> {
         let token = self.owned_stream(stream_id)?;
-        if self.is_remote() {
+        if self.pattern_refusal().is_some() {
             return Err(JoinError::PatternsUnsupported);
         }
         self.changes.push(Change::JoinPattern {
@@ -763,7 +764,7 @@ impl Hub {
     /// [`leave`](Self::leave) does for a channel. The channels the stream has by name stay.
     pub fn leave_pattern(&mut self, stream_id: &str, pattern: &Pattern) -> Result<(), JoinError> {
         let token = self.owned_stream(stream_id)?;
-        if self.is_remote() {
+        if self.pattern_refusal().is_some() {
             return Err(JoinError::PatternsUnsupported);
         }
         self.changes.push(Change::LeavePattern {

@@ -403,10 +403,31 @@ fn patterns_are_refused_with_redis_and_plain_streams_still_work() {
     assert_eq!(status_of(&response), 501, "{response}");
     assert_eq!(
         body_of(&response),
-        "501 Not Implemented: channel patterns are not supported with the Redis broker yet\n"
+        "501 Not Implemented: channel patterns are not supported here yet (with the Redis broker, or in the test client)\n"
     );
     let mut plain = subscribe(&server, "/source?room=orders/1");
     wait_for("the plain stream", || count(&server, "orders/1") == 1);
     send(&server, "orders/1", "through+redis");
     assert!(read_until(&mut plain, "data: through redis").contains("through redis"));
+}
+
+/// The in-process test client does not deliver patterns yet: it says so with a 501, for a
+/// pattern stream and for a pattern join, and its plain streams are unaffected.
+#[test]
+fn the_test_client_refuses_patterns_with_a_501() {
+    let client = house::test::Client::new(routes()).unwrap();
+    let refused = client.stream("/pattern?p=orders/*").unwrap_err();
+    assert_eq!(refused.status().code(), 501);
+    assert!(
+        refused.text().contains("not supported by the test client"),
+        "{}",
+        refused.text()
+    );
+    let joinable = client.stream("/joinable?room=lobby").unwrap();
+    let id = joinable.id().unwrap().to_owned();
+    let response = client
+        .get(&format!("/join-pattern?stream={id}&p=orders/*"))
+        .send();
+    assert_eq!(response.status().code(), 501, "{}", response.text());
+    assert!(client.stream("/source?room=orders/1").is_ok());
 }
