@@ -860,7 +860,9 @@ impl Hub {
                 .get(channel)
                 .map_or(0, |c| c.subscribers.len());
         }
-        self.subscribers_of(channel).count()
+        let mut count = 0;
+        self.each_subscriber(channel, |_| count += 1);
+        count
     }
 
     /// Every channel that exists (with subscribers or history), in no particular order. A
