@@ -762,10 +762,17 @@ fn run(opts: &Options, addr: SocketAddr, pid: Option<u32>) -> io::Result<bool> {
     let reconnects = published.reconnects.load(Relaxed);
     println!("--- summary after {:.0} s", elapsed.as_secs_f64());
     println!(
-        "published {accepted} (refused {refused_publishes}, publisher reconnects {reconnects}); \
+        "published {accepted} ({:.1}/s; refused {refused_publishes}, publisher reconnects {reconnects}); \
          reading subscribers opened {} (finished {}, dropped by the server {}, refused {}, silent {}, \
          connect failed {}), stalled opened {}",
-        t.opened, t.finished, t.dropped, t.refused, t.silent, t.connect_failed, t.stalled_opened
+        accepted as f64 / opts.duration.as_secs_f64(),
+        t.opened,
+        t.finished,
+        t.dropped,
+        t.refused,
+        t.silent,
+        t.connect_failed,
+        t.stalled_opened
     );
     println!(
         "deliveries {}, lost {}, duplicates {}, reorders {}, missing at the end {}",
