@@ -252,9 +252,10 @@ fn etag(len: u64, modified: Duration) -> String {
 /// headers every file answer carries.
 fn with_file_headers(mut response: Response, len: u64, modified: Option<Duration>) -> Response {
     if let Some(modified) = modified {
-        response = response
-            .with_header("ETag", etag(len, modified))
-            .with_header("Last-Modified", http_date(modified.as_secs()));
+        response = response.with_header("ETag", etag(len, modified));
+        if let Some(date) = http_date(modified.as_secs()) {
+            response = response.with_header("Last-Modified", date);
+        }
     }
     response.with_header("Cache-Control", "no-cache")
 }
@@ -275,75 +276,23 @@ fn unreadable() -> Response {
     Response::error(Status::INTERNAL_SERVER_ERROR, "the file could not be read")
 }
 
-const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-];
+/// The last second an HTTP date can name (9999-12-31 23:59:59 GMT): a file modified later
+/// (a clock set wrong, `touch -d`) gets no `Last-Modified`, only its `ETag`.
+const LAST_HTTP_DATE: u64 = 253_402_300_799;
 
-/// `784111777` → `"Sun, 06 Nov 1994 08:49:37 GMT"` (RFC 9110 IMF-fixdate).
-fn http_date(secs: u64) -> String {
-    let days = secs / 86_400;
-    let (h, m, s) = (secs % 86_400 / 3600, secs % 3600 / 60, secs % 60);
-    let (year, month, day) = civil_from_days(days as i64);
-    format!(
-        "{}, {day:02} {} {year} {h:02}:{m:02}:{s:02} GMT",
-        DAYS[(days % 7) as usize],
-        MONTHS[(month - 1) as usize]
-    )
+/// `784111777` → `"Sun, 06 Nov 1994 08:49:37 GMT"` (RFC 9110 IMF-fixdate); `None` past
+/// [`LAST_HTTP_DATE`], where `httpdate` would panic.
+fn http_date(secs: u64) -> Option<String> {
+    (secs <= LAST_HTTP_DATE)
+        .then(|| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(secs)))
 }
 
-/// The seconds since the epoch of an IMF-fixdate; `None` for anything else (the obsolete
-/// RFC 850 and asctime forms included: the client then just gets a `200`).
+/// The seconds since the epoch of an HTTP date in any of the three forms a recipient must
+/// accept (RFC 9110 §5.6.7): IMF-fixdate, RFC 850 and asctime. `None` for anything else,
+/// an impossible date (`30 Feb`) included: the client then just gets a `200`.
 fn parse_http_date(date: &str) -> Option<u64> {
-    // "Sun, 06 Nov 1994 08:49:37 GMT"
-    let mut parts = date.trim().split(' ');
-    let (_weekday, day, month, year, time, zone) = (
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-        parts.next()?,
-    );
-    if parts.next().is_some() || zone != "GMT" || day.len() != 2 || year.len() != 4 {
-        return None;
-    }
-    let day: u32 = day.parse().ok()?;
-    let month = MONTHS.iter().position(|m| *m == month)? as u32 + 1;
-    let year: i64 = year.parse().ok()?;
-    let mut hms = time.split(':').map(|n| n.parse::<u64>().ok());
-    let (h, m, s) = (hms.next()??, hms.next()??, hms.next()??);
-    if hms.next().is_some() || !(1..=31).contains(&day) || h > 23 || m > 59 || s > 60 {
-        return None;
-    }
-    let days = u64::try_from(days_from_civil(year, month, day)).ok()?;
-    Some(days * 86_400 + h * 3600 + m * 60 + s)
-}
-
-/// Days since 1970-01-01 → (year, month 1–12, day 1–31), proleptic Gregorian
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// The inverse of [`civil_from_days`].
-fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let mp = i64::from((month + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+    let time = httpdate::parse_http_date(date).ok()?;
+    time.duration_since(UNIX_EPOCH).ok().map(|d| d.as_secs())
 }
 
 #[cfg(test)]
@@ -552,10 +501,20 @@ mod tests {
             ),
             (
                 "if-modified-since",
-                http_date(4_000_000_000),
+                http_date(4_000_000_000).unwrap(),
                 Status::NOT_MODIFIED,
             ),
-            ("if-modified-since", http_date(1_000_000), Status::OK),
+            (
+                "if-modified-since",
+                http_date(1_000_000).unwrap(),
+                Status::OK,
+            ),
+            // The obsolete asctime form is still a date (RFC 9110 §5.6.7).
+            (
+                "if-modified-since",
+                "Tue Nov  6 08:49:37 2096".to_owned(),
+                Status::NOT_MODIFIED,
+            ),
             ("if-modified-since", "yesterday".to_owned(), Status::OK),
         ];
         for (header, value, status) in cases {
@@ -615,24 +574,32 @@ mod tests {
 
     #[test]
     fn http_dates() {
-        assert_eq!(http_date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
-        assert_eq!(http_date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
-        assert_eq!(http_date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777)
-        );
-        for secs in [0, 68_169_600, 951_782_400, 1_700_000_000, 4_102_444_799] {
-            assert_eq!(parse_http_date(&http_date(secs)), Some(secs), "{secs}");
-        }
-        for bad in [
+        let date = |secs| http_date(secs).unwrap();
+        assert_eq!(date(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(date(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(date(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(date(LAST_HTTP_DATE), "Fri, 31 Dec 9999 23:59:59 GMT");
+        assert_eq!(http_date(LAST_HTTP_DATE + 1), None);
+        assert_eq!(http_date(u64::MAX), None);
+        // All three forms RFC 9110 §5.6.7 says a recipient must accept.
+        for form in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
             "Sunday, 06-Nov-94 08:49:37 GMT",
             "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(parse_http_date(form), Some(784_111_777), "{form}");
+        }
+        for secs in [0, 68_169_600, 951_782_400, 1_700_000_000, 4_102_444_799] {
+            assert_eq!(parse_http_date(&date(secs)), Some(secs), "{secs}");
+        }
+        for bad in [
             "Sun, 06 Nov 1994 08:49:37 PST",
             "Sun, 06 Foo 1994 08:49:37 GMT",
             "Sun, 6 Nov 1994 08:49:37 GMT",
             "Sun, 06 Nov 1994 25:49:37 GMT",
             "Sun, 06 Nov 1994 08:49 GMT",
+            "Wed, 30 Feb 1994 08:49:37 GMT",
+            "Thu, 01 Jan 1969 00:00:00 GMT",
             "",
         ] {
             assert_eq!(parse_http_date(bad), None, "{bad}");
