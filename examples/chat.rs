@@ -32,7 +32,8 @@
 //! `--redis URL` (with `--features redis`: several nodes share rooms through Redis; sessions
 //! stay in each node).
 //! The first line printed is `listening on http://ADDR/index`. Metrics for Prometheus are at
-//! `/metrics`; request logs go to stderr. SIGINT or SIGTERM shuts the server down cleanly.
+//! `/metrics`; request logs go to stderr at `info` (`RUST_LOG=warn` or `RUST_LOG=debug` to
+//! change that). SIGINT or SIGTERM shuts the server down cleanly.
 
 use std::io;
 use std::path::Path;
@@ -378,9 +379,17 @@ fn main() -> ExitCode {
 }
 
 fn serve(options: &Options) -> io::Result<()> {
-    // Tests include this file as a module and install their own logger, if any.
-    let _ = log::set_logger(&StderrLog);
-    log::set_max_level(log::LevelFilter::Info);
+    // Request logs on stderr: one line per request at `info`, trouble at `warn`. `RUST_LOG`
+    // overrides the level (`RUST_LOG=debug`, `RUST_LOG=house=warn`). Tests that include this
+    // file as a module may have installed their own logger first, which then stays.
+    let _ = env_logger::Builder::new()
+        .filter_level(log::LevelFilter::Info)
+        .parse_default_env()
+        .format(|out, record| {
+            use std::io::Write as _;
+            writeln!(out, "{:5} {}", record.level(), record.args())
+        })
+        .try_init();
     let server = Server::bind(options.addr(), config(options)?, routes(options.rate)?)?;
     let addr = server.local_addr();
     // Tests read this first line to find the port when started with `--port 0`.
@@ -422,23 +431,6 @@ fn config(options: &Options) -> io::Result<Config> {
             "`--redis` needs the redis feature: cargo run --release --features redis --example chat -- --redis URL",
         )),
     }
-}
-
-/// Request logs on stderr: one line per request at `info`, trouble at `warn`.
-struct StderrLog;
-
-impl log::Log for StderrLog {
-    fn enabled(&self, metadata: &log::Metadata<'_>) -> bool {
-        metadata.level() <= log::Level::Info
-    }
-
-    fn log(&self, record: &log::Record<'_>) {
-        if self.enabled(record.metadata()) {
-            eprintln!("{:5} {}", record.level(), record.args());
-        }
-    }
-
-    fn flush(&self) {}
 }
 
 #[cfg(test)]
