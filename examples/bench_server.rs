@@ -17,16 +17,39 @@ struct Message<'a> {
     message: &'a str,
 }
 
-fn main() -> std::io::Result<()> {
-    let mut port = 4500u16;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if let [flag, value] = args.as_slice() {
-        if flag == "--port" {
-            port = value.parse().map_err(|_| {
-                std::io::Error::new(std::io::ErrorKind::InvalidInput, "--port takes a number")
-            })?;
+const USAGE: &str = "usage: bench_server [--port N]
+
+  --port N  port to listen on, on 127.0.0.1 (default 4500)";
+
+/// The port from the command line; `Err` carries what to print (empty for `--help`).
+fn parse_port() -> Result<u16, String> {
+    let mut port = 4500;
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next().map_err(|err| err.to_string())? {
+        match arg {
+            lexopt::Arg::Long("port") => {
+                let value = parser.value().map_err(|err| err.to_string())?;
+                port = lexopt::ValueExt::parse(&value).map_err(|err| err.to_string())?;
+            }
+            lexopt::Arg::Short('h') | lexopt::Arg::Long("help") => return Err(String::new()),
+            _ => return Err(arg.unexpected().to_string()),
         }
     }
+    Ok(port)
+}
+
+fn main() -> std::io::Result<()> {
+    let port = match parse_port() {
+        Ok(port) => port,
+        Err(why) if why.is_empty() => {
+            println!("{USAGE}");
+            return Ok(());
+        }
+        Err(why) => {
+            eprintln!("bench_server: {why}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
     let routes = vec![
         Route::stream("/source", |ctx| {
             Subscribe::to(ctx.request.param("room").unwrap_or("default"))

@@ -312,18 +312,23 @@ impl Options {
             rate: Rate::default(),
             redis: None,
         };
-        let mut args = args.into_iter();
-        while let Some(flag) = args.next() {
-            // Both `--port 80` and `--port=80`.
-            let (flag, inline) = match flag.split_once('=') {
-                Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
-                None => (flag, None),
+        // lexopt takes both `--port 80` and `--port=80`, and stops reading flags after `--`.
+        let mut parser = lexopt::Parser::from_args(args);
+        while let Some(arg) = parser.next().map_err(|err| err.to_string())? {
+            let flag = match arg {
+                lexopt::Arg::Long(name) => format!("--{name}"),
+                lexopt::Arg::Short(c) => format!("-{c}"),
+                lexopt::Arg::Value(value) => {
+                    return Err(format!("unknown argument `{}`", value.to_string_lossy()))
+                }
             };
-            let mut value = || {
-                inline
-                    .clone()
-                    .or_else(|| args.next())
-                    .ok_or_else(|| format!("`{flag}` needs a value"))
+            let mut value = || -> Result<String, String> {
+                let value = parser
+                    .value()
+                    .map_err(|_| format!("`{flag}` needs a value"))?;
+                value
+                    .into_string()
+                    .map_err(|value| format!("`{flag}` must be UTF-8 (got {value:?})"))
             };
             match flag.as_str() {
                 "--host" => options.host = value()?,
@@ -480,5 +485,12 @@ mod tests {
             parse(&["--verbose"]).unwrap_err(),
             "unknown argument `--verbose`"
         );
+        assert_eq!(parse(&["-x"]).unwrap_err(), "unknown argument `-x`");
+        assert_eq!(parse(&["4242"]).unwrap_err(), "unknown argument `4242`");
+        assert_eq!(parse(&["--help"]).unwrap_err(), "");
+        assert_eq!(parse(&["-h"]).unwrap_err(), "");
+        // A flag's value may start with a dash; a flag without its value is an error.
+        assert_eq!(parse(&["--host", "-"]).unwrap().host, "-");
+        assert!(parse(&["--port=1", "--redis"]).is_err_and(|why| why.contains("--redis")));
     }
 }

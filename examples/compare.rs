@@ -51,8 +51,32 @@ const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The load generator's own deadline per run; compare kills it a little after that.
 const LOADGEN_TIMEOUT: Duration = Duration::from_secs(150);
 
+const USAGE: &str = "usage: compare [--runs N] [--servers LIST] [--workloads LIST] [--quick]
+        [--out DIR] [--house-example NAME] [--axum-target DIR] [--wait-load SECS]
+
+  --runs N              runs of each workload; the medians are reported (default 3, 1 with --quick)
+  --servers LIST        some of house,nchan,axum (default all)
+  --workloads LIST      some of fanout-1k,fanout-10k,idle-10k,hello,flat-1k,pipelined-1k,
+                        broadcast-19k (default all)
+  --quick               10x fewer subscribers, 5x fewer messages, one run: a smoke test
+  --out DIR             where results.md, chart.svg and runs.jsonl go (default docs/bench)
+  --house-example NAME  the house example for the SSE workloads (default chat)
+  --axum-target DIR     the axum reference's target dir (default $TMPDIR/house-bench/axum-chat-target)
+  --wait-load SECS      first wait up to SECS for the 1-minute load average to fall below 1.0";
+
 fn main() {
-    if let Err(err) = run() {
+    let opts = match parse_options() {
+        Ok(opts) => opts,
+        Err(why) if why.is_empty() => {
+            println!("{USAGE}");
+            return;
+        }
+        Err(why) => {
+            eprintln!("compare: {why}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    if let Err(err) = run(&opts) {
         eprintln!("compare: {err}");
         std::process::exit(1);
     }
@@ -85,19 +109,23 @@ fn parse_options() -> Result<Options, String> {
         wait_load: Duration::ZERO,
     };
     let mut runs_given = false;
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let flag = args[i].as_str();
-        if flag == "--quick" {
-            opts.quick = true;
-            i += 1;
-            continue;
-        }
-        let value = args
-            .get(i + 1)
-            .ok_or_else(|| format!("{flag} needs a value"))?;
-        match flag {
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next().map_err(|err| err.to_string())? {
+        let flag = match arg {
+            lexopt::Arg::Long("quick") => {
+                opts.quick = true;
+                continue;
+            }
+            lexopt::Arg::Short('h') | lexopt::Arg::Long("help") => return Err(String::new()),
+            lexopt::Arg::Long(name) => format!("--{name}"),
+            _ => return Err(arg.unexpected().to_string()),
+        };
+        let value = parser
+            .value()
+            .map_err(|_| format!("{flag} needs a value"))?
+            .into_string()
+            .map_err(|value| format!("{flag}: not UTF-8: {value:?}"))?;
+        match flag.as_str() {
             "--runs" => {
                 opts.runs = value.parse().map_err(|_| "--runs takes a number")?;
                 runs_given = true;
@@ -115,7 +143,7 @@ fn parse_options() -> Result<Options, String> {
                     .collect::<Result<_, _>>()?;
             }
             "--out" => opts.out = PathBuf::from(value),
-            "--house-example" => opts.house_example = Some(value.clone()),
+            "--house-example" => opts.house_example = Some(value),
             "--axum-target" => opts.axum_target = PathBuf::from(value),
             "--wait-load" => {
                 opts.wait_load =
@@ -123,7 +151,6 @@ fn parse_options() -> Result<Options, String> {
             }
             _ => return Err(format!("unknown flag {flag}")),
         }
-        i += 2;
     }
     if opts.quick && !runs_given {
         opts.runs = 1;
@@ -575,8 +602,7 @@ fn cpu_ticks(pid: u32) -> Option<u64> {
 // ---------------------------------------------------------------------------------------------
 // Preparation
 
-fn run() -> Result<(), String> {
-    let opts = parse_options()?;
+fn run(opts: &Options) -> Result<(), String> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let shared = root.join("../shared/peers");
     std::fs::create_dir_all(root.join("target/bench")).map_err(|e| e.to_string())?;

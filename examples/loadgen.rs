@@ -93,23 +93,25 @@ fn parse_options() -> Result<Options, String> {
         drain: Duration::from_secs(5),
         label: String::new(),
     };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let flag = args[i].as_str();
-        if flag == "--idle" {
-            opts.idle = true;
-            i += 1;
-            continue;
-        }
-        if flag == "-h" || flag == "--help" {
-            return Err(String::new());
-        }
-        let value = args
-            .get(i + 1)
-            .ok_or_else(|| format!("{flag} needs a value"))?;
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next().map_err(|err| err.to_string())? {
+        let flag = match arg {
+            lexopt::Arg::Long("idle") => {
+                opts.idle = true;
+                continue;
+            }
+            lexopt::Arg::Short('h') | lexopt::Arg::Long("help") => return Err(String::new()),
+            lexopt::Arg::Long(name) => format!("--{name}"),
+            _ => return Err(arg.unexpected().to_string()),
+        };
+        let value = parser
+            .value()
+            .map_err(|_| format!("{flag} needs a value"))?
+            .into_string()
+            .map_err(|value| format!("{flag}: not UTF-8: {value:?}"))?;
+        let value = &value;
         let bad = |_| format!("bad value for {flag}: {value}");
-        match flag {
+        match flag.as_str() {
             "--addr" => opts.addr = value.parse().map_err(|_| format!("bad address {value}"))?,
             "--sub-addrs" => {
                 opts.sub_addrs = value
@@ -131,7 +133,6 @@ fn parse_options() -> Result<Options, String> {
             "--label" => opts.label = value.clone(),
             _ => return Err(format!("unknown flag {flag}")),
         }
-        i += 2;
     }
     if opts.rooms == 0 || opts.readers == 0 || opts.inflight == 0 {
         return Err("--rooms, --readers and --inflight must be at least 1".into());
