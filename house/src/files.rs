@@ -169,7 +169,9 @@ pub fn content_type(path: &Path) -> &'static str {
         .map_or(OCTET_STREAM, |(_, ct)| ct)
 }
 
-/// Extension → `Content-Type`, for the web's usual files.
+/// Extension → `Content-Type`, for the web's usual files. Kept by hand rather than taken from
+/// `mime_guess` (see the README's "Dependencies"): its answers carry no charset, call source
+/// maps `text/plain` and `.mjs` `application/javascript`, and a static mount needs these few.
 const CONTENT_TYPES: &[(&str, &str)] = &[
     ("html", "text/html; charset=utf-8"),
     ("htm", "text/html; charset=utf-8"),
@@ -179,6 +181,10 @@ const CONTENT_TYPES: &[(&str, &str)] = &[
     ("json", "application/json"),
     ("map", "application/json"),
     ("txt", "text/plain; charset=utf-8"),
+    ("md", "text/markdown; charset=utf-8"),
+    ("csv", "text/csv; charset=utf-8"),
+    ("xml", "application/xml"),
+    ("webmanifest", "application/manifest+json"),
     ("svg", "image/svg+xml"),
     ("png", "image/png"),
     ("jpg", "image/jpeg"),
@@ -189,8 +195,16 @@ const CONTENT_TYPES: &[(&str, &str)] = &[
     ("ico", "image/x-icon"),
     ("woff", "font/woff"),
     ("woff2", "font/woff2"),
+    ("ttf", "font/ttf"),
+    ("otf", "font/otf"),
+    ("mp4", "video/mp4"),
+    ("webm", "video/webm"),
+    ("mp3", "audio/mpeg"),
+    ("ogg", "audio/ogg"),
+    ("wav", "audio/wav"),
     ("wasm", "application/wasm"),
     ("pdf", "application/pdf"),
+    ("zip", "application/zip"),
 ];
 
 /// The file below `root` (canonical) that the decoded request path remainder `rel` names, or
@@ -428,6 +442,14 @@ mod tests {
             ("a.woff", "font/woff"),
             ("a.woff2", "font/woff2"),
             ("a.wasm", "application/wasm"),
+            ("a.csv", "text/csv; charset=utf-8"),
+            ("a.md", "text/markdown; charset=utf-8"),
+            ("site.webmanifest", "application/manifest+json"),
+            ("a.MP4", "video/mp4"),
+            ("a.webm", "video/webm"),
+            ("a.mp3", "audio/mpeg"),
+            ("a.otf", "font/otf"),
+            ("a.map", "application/json"),
             ("a.tar.gz", OCTET_STREAM),
             ("README", OCTET_STREAM),
             (".html", OCTET_STREAM),
