@@ -97,9 +97,22 @@ fn parse_options() -> Result<Options, String> {
         addr: None,
         server_pid: None,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(flag) = args.next() {
-        let mut value = || args.next().ok_or(format!("`{flag}` needs a value"));
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next().map_err(|err| err.to_string())? {
+        let flag = match arg {
+            lexopt::Arg::Short('h') | lexopt::Arg::Long("help") => return Err(String::new()),
+            lexopt::Arg::Long(name) => format!("--{name}"),
+            lexopt::Arg::Short(c) => return Err(format!("unknown flag `-{c}`")),
+            lexopt::Arg::Value(v) => return Err(format!("unknown flag `{}`", v.to_string_lossy())),
+        };
+        let mut value = || -> Result<String, String> {
+            let value = parser
+                .value()
+                .map_err(|_| format!("`{flag}` needs a value"))?;
+            value
+                .into_string()
+                .map_err(|v| format!("`{flag}` must be UTF-8 (got {v:?})"))
+        };
         let number = |v: String| -> Result<f64, String> {
             v.parse::<f64>()
                 .ok()
@@ -127,7 +140,6 @@ fn parse_options() -> Result<Options, String> {
                 opts.addr = Some(addr);
             }
             "--server-pid" => opts.server_pid = Some(number(value()?)? as u32),
-            "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
