@@ -150,6 +150,18 @@ pub const NEW_SESSIONS_PER_ADDR: u32 = 60;
 /// The window of [`NEW_SESSIONS_PER_ADDR`].
 pub const NEW_SESSIONS_WINDOW: Duration = Duration::from_secs(60);
 
+/// Worker threads that run offloaded jobs (see [`Deferred`](crate::Deferred)); started on
+/// the first job, so a server that never offloads has none.
+pub const OFFLOAD_WORKERS: usize = 4;
+
+/// Offloaded jobs that may wait for a worker; one more → `503 Service Unavailable` with
+/// `Retry-After`, and the job never runs.
+pub const OFFLOAD_QUEUE: usize = 64;
+
+/// How long a request waits for its offloaded job → `504 Gateway Timeout`; the job runs on,
+/// and its late result is dropped.
+pub const OFFLOAD_DEADLINE: Duration = Duration::from_secs(10);
+
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "house_session";
 
@@ -199,6 +211,9 @@ pub struct Config {
     pub(crate) session_cookie: Cow<'static, str>,
     pub(crate) cors: Option<Cors>,
     pub(crate) presence: bool,
+    pub(crate) offload_workers: usize,
+    pub(crate) offload_queue: usize,
+    pub(crate) offload_deadline: Duration,
 }
 
 impl Default for Config {
@@ -238,6 +253,9 @@ impl Default for Config {
             session_cookie: Cow::Borrowed(SESSION_COOKIE),
             cors: None,
             presence: false,
+            offload_workers: OFFLOAD_WORKERS,
+            offload_queue: OFFLOAD_QUEUE,
+            offload_deadline: OFFLOAD_DEADLINE,
         }
     }
 }
@@ -291,6 +309,9 @@ settings! {
     new_sessions_window: Duration, with_new_sessions_window, "[`NEW_SESSIONS_WINDOW`]";
     session_secure: bool, with_session_secure, "whether the session cookie is `Secure` (default `false`; set it when clients reach the server over HTTPS, through a TLS proxy)";
     presence: bool, with_presence, "whether streams announce themselves (default `false`): when a stream joins or leaves channel `room`, an event `join` or `leave` with data `{\"channel\":\"room\",\"count\":N}` (the channel's subscribers on this server, after the change) is published to `room/presence`; channels whose names end in `/presence` announce nothing";
+    offload_workers: usize, with_offload_workers, "[`OFFLOAD_WORKERS`] (at least 1 is started)";
+    offload_queue: usize, with_offload_queue, "[`OFFLOAD_QUEUE`] (0: a job runs only when a worker is free)";
+    offload_deadline: Duration, with_offload_deadline, "[`OFFLOAD_DEADLINE`]";
 }
 
 impl Config {

@@ -224,6 +224,9 @@ pub(crate) struct Parked {
     pub(crate) awaiting: usize,
     /// Whether any publish failed (or the acknowledgements took too long).
     pub(crate) failed: bool,
+    /// The offloaded job whose result `response` still waits for (its ticket); `response` is
+    /// meanwhile the placeholder that carries the headers to add to it.
+    pub(crate) job: Option<u64>,
 }
 
 /// The rest of a file response, read into the queue as the client drains it.
@@ -274,7 +277,8 @@ pub(crate) struct Taken {
 /// What a connection's timers call for (see [`Conn::due`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Due {
-    /// Its parked response waited too long for the broker: answer it as failed.
+    /// Its parked response waited too long for the broker (or its offloaded job): answer it
+    /// as failed.
     Unacknowledged,
     /// Close it, for this reason.
     Close(DropReason),
@@ -789,7 +793,11 @@ impl Conn {
     /// What the connection's timers call for at `now`, under `config`'s timeouts.
     pub(crate) fn due(&self, now: Instant, config: &Config) -> Option<Due> {
         if let Some(parked) = &self.parked {
-            let late = now.duration_since(parked.since) >= PUBLISH_ACK_TIMEOUT;
+            let wait = match parked.job {
+                Some(_) => config.offload_deadline(),
+                None => PUBLISH_ACK_TIMEOUT,
+            };
+            let late = now.duration_since(parked.since) >= wait;
             return late.then_some(Due::Unacknowledged);
         }
         if self.has_output() && now.duration_since(self.last_progress) >= config.write_timeout() {

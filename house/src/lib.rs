@@ -154,6 +154,7 @@ mod limit;
 mod lru;
 mod macros;
 mod metrics;
+mod offload;
 mod param;
 pub mod parse;
 mod printable;
@@ -178,6 +179,7 @@ pub use hub::{
 };
 pub use limit::{LimitScope, RateLimited};
 pub use metrics::metrics_route;
+pub use offload::Deferred;
 pub use param::{Bounded, FromParam, JsonParam, ParamError};
 pub use printable::Printable;
 pub use request::{JsonBodyError, Method, Methods, Params, Request, Version};
@@ -198,9 +200,9 @@ pub mod limits {
         ACCEPT_BACKOFF, ADDR_RATE_MULTIPLE, CAP_RETRY, FD_MARGIN, HEARTBEAT_INTERVAL,
         HISTORY_BYTES, HISTORY_EVENTS, HISTORY_TTL, KEEP_ALIVE_TIMEOUT, LISTEN_BACKLOG,
         MAX_HEADERS, MAX_LIMITED_ADDRS, MAX_REQUEST_AGE, MAX_REQUEST_SIZE, MAX_SESSIONS,
-        MAX_STREAM_LIFETIME, NEW_SESSIONS_PER_ADDR, NEW_SESSIONS_WINDOW, REFUSAL_SLOTS,
-        REFUSAL_WAIT, RETRY_HINT, RETRY_SPREAD, SESSION_BYTES, SESSION_COOKIE,
-        SESSION_IDLE_TIMEOUT, SHUTDOWN_GRACE, SHUTDOWN_WINDOW, STREAM_SEND_BUFFER,
-        SUBSCRIBER_QUEUE_CAP, WRITE_TIMEOUT,
+        MAX_STREAM_LIFETIME, NEW_SESSIONS_PER_ADDR, NEW_SESSIONS_WINDOW, OFFLOAD_DEADLINE,
+        OFFLOAD_QUEUE, OFFLOAD_WORKERS, REFUSAL_SLOTS, REFUSAL_WAIT, RETRY_HINT, RETRY_SPREAD,
+        SESSION_BYTES, SESSION_COOKIE, SESSION_IDLE_TIMEOUT, SHUTDOWN_GRACE, SHUTDOWN_WINDOW,
+        STREAM_SEND_BUFFER, SUBSCRIBER_QUEUE_CAP, WRITE_TIMEOUT,
     };
 }

@@ -156,6 +156,23 @@ impl Stats {
             "Heartbeat comments written.",
             self.heartbeats,
         );
+        family(
+            &mut out,
+            "house_offload_jobs_total",
+            "counter",
+            "Offloaded jobs by outcome: done (its result answered), refused (queue full, 503), timed_out (past the deadline, 504), panicked (500).",
+        );
+        for (outcome, value) in [
+            ("done", self.offload_done),
+            ("refused", self.offload_refused),
+            ("timed_out", self.offload_timed_out),
+            ("panicked", self.offload_panicked),
+        ] {
+            let _ = writeln!(
+                out,
+                "house_offload_jobs_total{{outcome=\"{outcome}\"}} {value}"
+            );
+        }
         out
     }
 }

@@ -7,6 +7,8 @@ use std::fs::File;
 
 use serde::Serialize;
 
+use crate::offload::Deferred;
+
 /// The default `Content-Type` of text bodies, as in the original house.
 pub(crate) const HTML: &str = "text/html; charset=utf-8";
 /// `Content-Type` of [`Json`] bodies.
@@ -229,15 +231,38 @@ pub struct Response {
     status: Status,
     headers: Vec<(Cow<'static, str>, String)>,
     body: Body,
+    /// A job whose result is the real response (see [`Deferred`]): this one only carries the
+    /// headers added on the way out (a session's cookie).
+    deferred: Option<Deferred>,
 }
 
 impl Response {
+    /// A placeholder for the response `deferred` will make.
+    pub(crate) fn from_deferred(deferred: Deferred) -> Response {
+        Response {
+            deferred: Some(deferred),
+            ..Response::new(Status::OK)
+        }
+    }
+
+    /// Takes the job this response stands for, if it is a placeholder.
+    pub(crate) fn take_deferred(&mut self) -> Option<Deferred> {
+        self.deferred.take()
+    }
+
+    /// `self` with the headers the placeholder `outer` gathered (a cookie) appended.
+    pub(crate) fn with_headers_of(mut self, outer: Response) -> Response {
+        self.headers.extend(outer.headers);
+        self
+    }
+
     /// An empty response with `status`.
     pub fn new(status: Status) -> Response {
         Response {
             status,
             headers: Vec::new(),
             body: Body::Empty,
+            deferred: None,
         }
     }
 

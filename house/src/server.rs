@@ -37,6 +37,7 @@ use crate::conn::{AfterFlush, Conn, Exchange};
 use crate::error::Error;
 use crate::hub::{Hub, PublishError, Remote};
 use crate::jitter::Jitter;
+use crate::offload::Pool;
 use crate::printable::Printable;
 use crate::route::{Route, Routes};
 use crate::session::Sessions;
@@ -162,6 +163,8 @@ pub struct Server {
     needs: Vec<(String, TypeId, &'static str)>,
     hub: Hub,
     sessions: Sessions,
+    /// The workers that run offloaded jobs.
+    offload: Pool,
     config: Config,
     conns: HashMap<Token, Conn>,
     next_token: usize,
@@ -218,6 +221,7 @@ impl Server {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let (sender, commands) = mpsc::channel();
         let hub = Hub::start(&config, &waker)?;
+        let offload = Pool::new(&config, waker.clone());
         Ok(Server {
             poll,
             listener: Some(listener),
@@ -232,6 +236,7 @@ impl Server {
             needs,
             hub,
             sessions: Sessions::new(&config),
+            offload,
             config,
             conns: HashMap::new(),
             next_token: FIRST_CONN,
@@ -376,6 +381,12 @@ impl Server {
 
     /// Acts on what other threads and the broker sent, in order.
     fn drain_commands(&mut self) {
+        // A job's publishes were sent before its result: taking the results first, and
+        // answering them after the commands, puts its events before its response.
+        let mut finished = Vec::new();
+        while let Some(done) = self.offload.try_recv() {
+            finished.push(done);
+        }
         loop {
             match self.commands.try_recv() {
                 Ok(Command::Publish(channel, event)) => {
@@ -391,6 +402,9 @@ impl Server {
                 Ok(Command::Shutdown) => self.begin_shutdown(),
                 Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
+        }
+        for done in finished {
+            self.finish_job(done);
         }
         while let Some(remote) = self.hub.next_remote() {
             match remote {

@@ -100,6 +100,14 @@ pub struct Stats {
     /// requests refused by their session's budget, by the budget of requests without a session,
     /// by their address's budget, and sessions refused at the budget of new sessions.
     pub rate_limits_refused: [u64; 4],
+    /// Offloaded jobs (see [`Deferred`](crate::Deferred)) whose result was the response.
+    pub offload_done: u64,
+    /// Offloaded jobs refused because the pool's queue was full (503).
+    pub offload_refused: u64,
+    /// Requests whose offloaded job outlived the deadline (504).
+    pub offload_timed_out: u64,
+    /// Offloaded jobs that panicked (500).
+    pub offload_panicked: u64,
 }
 
 impl Stats {
@@ -124,6 +132,10 @@ impl Stats {
         gap_signals: 0,
         heartbeats: 0,
         rate_limits_refused: [0; 4],
+        offload_done: 0,
+        offload_refused: 0,
+        offload_timed_out: 0,
+        offload_panicked: 0,
     };
 
     pub(crate) fn count_response(&mut self, status: Status) {

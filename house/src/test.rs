@@ -382,7 +382,14 @@ impl Shared {
         // As on a server: the handler's joins and leaves take effect before its answer.
         self.apply_changes();
         let exchanged = match answer {
-            Answer::Respond { response, .. } => {
+            Answer::Respond { mut response, .. } => {
+                // An offloaded job runs inline: the test waits for it, as the client would.
+                if let Some(deferred) = response.take_deferred() {
+                    response = match deferred.run() {
+                        Some(result) => result.with_headers_of(response),
+                        None => Response::error(Status::INTERNAL_SERVER_ERROR, "the job failed"),
+                    };
+                }
                 let response = self.cors(response, request.header("origin"));
                 self.keep_cookies(&response);
                 Exchanged::Response(TestResponse::from_response(response, head))

@@ -10,9 +10,10 @@ use crate::answer::{Answer, App};
 use crate::conn::{Conn, Exchange, FileBody, Parked, Taken};
 use crate::cors::is_preflight;
 use crate::hub::PublishError;
+use crate::offload::Done;
 use crate::printable::Printable;
 use crate::request::{Method, Version};
-use crate::response::{Body, IntoResponse, Response};
+use crate::response::{Body, IntoResponse, Response, Status};
 use crate::stats::DropReason;
 
 impl Server {
@@ -98,12 +99,29 @@ impl Server {
         let exchange = Exchange::of(&request, keep_alive, started);
         match answer {
             Answer::Respond {
-                response,
+                mut response,
                 from_handler: true,
-            } => match self.hub.await_acks(Some(token)) {
-                0 => self.respond(token, response, exchange),
-                awaiting => self.park(token, response, exchange, awaiting),
-            },
+            } => {
+                let job = match response.take_deferred() {
+                    Some(deferred) => match self.offload.submit(token, deferred) {
+                        Ok(ticket) => Some(ticket),
+                        Err(_) => {
+                            self.stats.offload_refused += 1;
+                            response = Response::error(
+                                Status::SERVICE_UNAVAILABLE,
+                                "too many jobs are waiting for a worker",
+                            )
+                            .with_header("Retry-After", "1");
+                            None
+                        }
+                    },
+                    None => None,
+                };
+                match (self.hub.await_acks(Some(token)), job) {
+                    (0, None) => self.respond(token, response, exchange),
+                    (awaiting, job) => self.park(token, response, exchange, awaiting, job),
+                }
+            }
             Answer::Respond { response, .. } => {
                 // A handler that panicked may have published: nothing waits for those.
                 self.hub.await_acks(None);
@@ -170,8 +188,16 @@ impl Server {
     }
 
     /// Holds a response until the broker acknowledges the `awaiting` publishes its handler
-    /// made; the connection answers nothing else meanwhile.
-    fn park(&mut self, token: Token, response: Response, exchange: Exchange<'_>, awaiting: usize) {
+    /// made, and its offloaded `job` (if any) is done; the connection answers nothing else
+    /// meanwhile.
+    fn park(
+        &mut self,
+        token: Token,
+        response: Response,
+        exchange: Exchange<'_>,
+        awaiting: usize,
+        job: Option<u64>,
+    ) {
         let now = self.now;
         if let Some(conn) = self.conns.get_mut(&token) {
             conn.park(Parked {
@@ -180,6 +206,7 @@ impl Server {
                 since: now,
                 awaiting,
                 failed: false,
+                job,
             });
         }
     }
@@ -191,12 +218,46 @@ impl Server {
         };
         parked.failed |= !ok;
         parked.awaiting = parked.awaiting.saturating_sub(1);
-        if parked.awaiting == 0 {
+        if parked.awaiting == 0 && parked.job.is_none() {
             self.release(token, false);
         }
     }
 
-    /// Sends a parked response, a 503 if a publish failed or the acknowledgements are `late`,
+    /// A worker finished an offloaded job: its result becomes the parked response. A result
+    /// for a connection gone, or answered already (504), is dropped.
+    pub(super) fn finish_job(&mut self, done: Done) {
+        let Some(parked) = self
+            .conns
+            .get_mut(&done.token)
+            .and_then(Conn::parked_mut)
+            .filter(|parked| parked.job == Some(done.ticket))
+        else {
+            log::debug!("the result of a job nobody waits for is dropped");
+            return;
+        };
+        parked.job = None;
+        let placeholder = std::mem::replace(&mut parked.response, Response::new(Status::OK));
+        parked.response = match done.response {
+            Some(response) => {
+                self.stats.offload_done += 1;
+                response.with_headers_of(placeholder)
+            }
+            None => {
+                self.stats.offload_panicked += 1;
+                log::warn!(
+                    "{}: an offloaded job panicked",
+                    Printable(&parked.exchange.path)
+                );
+                Response::error(Status::INTERNAL_SERVER_ERROR, "the job failed")
+            }
+        };
+        if parked.awaiting == 0 {
+            self.release(done.token, false);
+        }
+    }
+
+    /// Sends a parked response, a 504 if its offloaded job is `late`, a 503 if a publish failed
+    /// or the acknowledgements are `late`,
     /// and goes on with pipelined requests.
     pub(super) fn release(&mut self, token: Token, late: bool) {
         let Some(parked) = self.conns.get_mut(&token).and_then(Conn::take_parked) else {
@@ -206,7 +267,10 @@ impl Server {
             // Acknowledgements that come after this must not count for a later response.
             self.hub.forget_acks(token);
         }
-        let response = if parked.failed || late {
+        let response = if late && parked.job.is_some() {
+            self.stats.offload_timed_out += 1;
+            Response::error(Status::GATEWAY_TIMEOUT, "the job took too long")
+        } else if parked.failed || late {
             PublishError::Unavailable("Redis did not take the event".into()).into_response()
         } else {
             parked.response
