@@ -299,3 +299,11 @@ fn streams_keep_their_latency_while_100_slow_jobs_run() {
     // Far below one job's 200 ms: the loop never waited for a job.
     assert!(bmax < Duration::from_millis(100), "{busy:?}");
 }
+
+#[test]
+fn the_test_client_runs_jobs_inline() {
+    let (gate, submitted) = (Gate::default(), Arc::new(AtomicUsize::new(0)));
+    let client = house::test::Client::new(routes(&gate, &submitted)).unwrap();
+    assert_eq!(client.get("/sleep?ms=1&tag=inline").send().text(), "inline");
+    assert_eq!(client.get("/panic").send().status().code(), 500);
+}
