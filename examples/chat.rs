@@ -38,12 +38,13 @@
 use std::io;
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use house::{
-    closing_handler, files, routes, stream_handler, Config, Event, Handler, Hub, IntoResponse,
-    JoinError, Json, PublishError, Request, Response, Route, Server, Session, SessionError,
-    Subscribe,
+    closing_handler, files, routes, stream_handler, Config, Deferred, Event, Handler, Hub,
+    IntoResponse, JoinError, Json, PublishError, Request, Response, Route, Server, Session,
+    SessionError, Status, Subscribe,
 };
 use serde::Serialize;
 
@@ -166,7 +167,9 @@ fn switch_room(
 }
 
 /// Publishes a message to everyone in the room, from a query string or a form, and remembers
-/// the sender's name in their session.
+/// the sender's name in their session. With the archive on, the message is also written to
+/// it, off the event loop (a disk write must not stall every stream), and "sent" waits for
+/// that write.
 #[closing_handler(methods = [GET, POST])]
 fn send_message(
     #[param(max = 16)] room: String,
@@ -174,7 +177,8 @@ fn send_message(
     #[param(min = 5, max = 256)] message: String,
     hub: &mut Hub,
     session: &mut Session,
-) -> Result<&'static str, PublishError> {
+    archive: &Archive,
+) -> Result<Response, PublishError> {
     // Writing starts a session (and sets its cookie); skip the write when nothing changed.
     if session.get::<String>("name").as_deref() != Some(name.as_str()) {
         match session.insert("name", &name) {
@@ -190,8 +194,147 @@ fn send_message(
         name,
         message,
     };
-    hub.publish(&room, Event::json(&chat))?;
-    Ok("sent")
+    let published = hub.publish(&room, Event::json(&chat))?;
+    if !archive.is_on() {
+        return Ok("sent".into_response());
+    }
+    // Live delivery and replay are the hub's as before; the archive is the long memory.
+    let archive = archive.clone();
+    let event_id = published.id().map(str::to_owned);
+    Ok(
+        Deferred::new(move || match archive.record(&chat, event_id.as_deref()) {
+            Ok(_) => "sent".into_response(),
+            Err(err) => {
+                log::warn!("the archive did not take a message: {err}");
+                Response::error(Status::INTERNAL_SERVER_ERROR, "sent, but not archived")
+            }
+        })
+        .into_response(),
+    )
+}
+
+/// The archive of every message sent, in SQLite (`--archive PATH`), or off. Shared by the
+/// workers that run its jobs: one connection, behind a lock, is plenty for a chat.
+#[derive(Clone)]
+pub(crate) struct Archive(Option<Arc<Mutex<rusqlite::Connection>>>);
+
+/// One archived message, as `/rooms/NAME/messages` lists it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub(crate) struct Archived {
+    /// The archive's own id, what `before` pages by (ids only go up).
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) message: String,
+    /// The id the live event had, so the page shows a message it got both ways once.
+    pub(crate) event_id: Option<String>,
+}
+
+impl Archive {
+    /// No archive: nothing is written, and `/rooms/NAME/messages` answers 404.
+    pub(crate) fn off() -> Archive {
+        Archive(None)
+    }
+
+    /// Opens (or creates) the archive at `path`; what it holds survives restarts.
+    pub(crate) fn open(path: &Path) -> rusqlite::Result<Archive> {
+        let db = rusqlite::Connection::open(path)?;
+        db.execute_batch(
+            "CREATE TABLE IF NOT EXISTS messages (
+                 id INTEGER PRIMARY KEY AUTOINCREMENT,
+                 room TEXT NOT NULL,
+                 name TEXT NOT NULL,
+                 message TEXT NOT NULL,
+                 event_id TEXT
+             );
+             CREATE INDEX IF NOT EXISTS messages_by_room ON messages (room, id);",
+        )?;
+        Ok(Archive(Some(Arc::new(Mutex::new(db)))))
+    }
+
+    fn is_on(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn db(&self) -> Option<std::sync::MutexGuard<'_, rusqlite::Connection>> {
+        let db = self.0.as_ref()?;
+        Some(db.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    /// Writes `chat`; returns its archive id (`0` with the archive off).
+    fn record(&self, chat: &Chat, event_id: Option<&str>) -> rusqlite::Result<i64> {
+        let Some(db) = self.db() else {
+            return Ok(0);
+        };
+        db.execute(
+            "INSERT INTO messages (room, name, message, event_id) VALUES (?1, ?2, ?3, ?4)",
+            (&chat.room, &chat.name, &chat.message, event_id),
+        )?;
+        Ok(db.last_insert_rowid())
+    }
+
+    /// Up to `limit` messages of `room` older than `before` (all, without), newest first.
+    pub(crate) fn page(
+        &self,
+        room: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> rusqlite::Result<Vec<Archived>> {
+        let Some(db) = self.db() else {
+            return Ok(Vec::new());
+        };
+        let mut query = db.prepare_cached(
+            "SELECT id, name, message, event_id FROM messages
+             WHERE room = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
+        )?;
+        let rows = query.query_map((room, before.unwrap_or(i64::MAX), limit), |row| {
+            Ok(Archived {
+                id: row.get(0)?,
+                name: row.get(1)?,
+                message: row.get(2)?,
+                event_id: row.get(3)?,
+            })
+        })?;
+        rows.collect()
+    }
+}
+
+/// A page of a room's archive.
+#[derive(Serialize)]
+struct Page {
+    room: String,
+    /// Newest first: the page asks for the next page with `before` = the last one's id.
+    messages: Vec<Archived>,
+}
+
+/// The room's archived messages, newest first: `/rooms/NAME/messages?before=ID&limit=N`
+/// (`limit` 1 to 200, default 50; without `before`, the newest). Read off the event loop. With
+/// the archive off, 404.
+#[closing_handler("/rooms/{room}/messages", methods = [GET, HEAD])]
+fn messages(
+    #[param(max = 16)] room: String,
+    #[param(min = 1)] before: Option<i64>,
+    #[param(default = 50, min = 1, max = 200)] limit: u32,
+    archive: &Archive,
+) -> Result<Deferred, Response> {
+    if !archive.is_on() {
+        return Err(Response::error(
+            Status::NOT_FOUND,
+            "the archive is off (start the chat with --archive PATH)",
+        ));
+    }
+    let archive = archive.clone();
+    Ok(Deferred::new(move || {
+        match archive.page(&room, before, limit) {
+            Ok(messages) => Json(Page { room, messages }).into_response(),
+            Err(err) => {
+                log::warn!("the archive could not be read: {err}");
+                Response::error(
+                    Status::INTERNAL_SERVER_ERROR,
+                    "the archive could not be read",
+                )
+            }
+        }
+    }))
 }
 
 /// Who the page's visitor is, as far as their session knows.
@@ -275,6 +418,7 @@ pub(crate) fn routes(rate: Rate) -> io::Result<Vec<Route>> {
         leave_room,
         online,
         switch_room,
+        messages,
         me
     ];
     routes.push(house::browser::script("/house.js"));
@@ -395,7 +539,8 @@ fn serve(options: &Options) -> io::Result<()> {
             writeln!(out, "{:5} {}", record.level(), record.args())
         })
         .try_init();
-    let server = Server::bind(options.addr(), config(options)?, routes(options.rate)?)?;
+    let server = Server::bind(options.addr(), config(options)?, routes(options.rate)?)?
+        .with_state(Archive::off());
     let addr = server.local_addr();
     // Tests read this first line to find the port when started with `--port 0`.
     println!("listening on http://{addr}/index");

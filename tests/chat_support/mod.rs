@@ -35,12 +35,18 @@ pub(crate) fn spawn_chat() -> Chat {
 /// Starts the chat app on `127.0.0.1:0` with `rate` (the example's default is
 /// `app::Rate::default()`).
 pub(crate) fn spawn_chat_with(rate: app::Rate) -> Chat {
+    spawn_chat_archived(rate, app::Archive::off())
+}
+
+/// Starts the chat app on `127.0.0.1:0` with `rate` and `archive` (see `app::Archive::open`).
+pub(crate) fn spawn_chat_archived(rate: app::Rate, archive: app::Archive) -> Chat {
     let server = Server::bind(
         "127.0.0.1:0",
         app::base_config(),
         app::routes(rate).unwrap(),
     )
-    .unwrap();
+    .unwrap()
+    .with_state(archive);
     let addr = server.local_addr();
     let handle = server.handle();
     let thread = std::thread::spawn(move || server.run());
