@@ -30,7 +30,9 @@
 //! port), `--rate N/SECONDS` (default `5/10`: messages each session may send per window; an
 //! address may send 4 times that over all its sessions),
 //! `--redis URL` (with `--features redis`: several nodes share rooms through Redis; sessions
-//! stay in each node).
+//! stay in each node), `--archive PATH` (keep every message in the SQLite file at PATH, created
+//! if missing, kept across restarts; the page loads older messages from it when scrolled to the
+//! top; off by default, so the demo writes no file wherever it is started).
 //! The first line printed is `listening on http://ADDR/index`. Metrics for Prometheus are at
 //! `/metrics`; request logs go to stderr at `info` (`RUST_LOG=warn` or `RUST_LOG=debug` to
 //! change that). SIGINT or SIGTERM shuts the server down cleanly.
@@ -430,14 +432,17 @@ pub(crate) fn routes(rate: Rate) -> io::Result<Vec<Route>> {
     Ok(routes)
 }
 
-const USAGE: &str = "usage: chat [--host ADDR] [--port N] [--rate N/SECONDS] [--redis URL]
+const USAGE: &str =
+    "usage: chat [--host ADDR] [--port N] [--rate N/SECONDS] [--redis URL] [--archive PATH]
 
   --host ADDR       address to listen on (default 127.0.0.1)
   --port N          port to listen on (default 4242; 0 picks a free one)
   --rate N/SECONDS  messages each session may send per window (default 5/10); each
                     address may send 4 times that, over all its sessions
   --redis URL       share rooms with other nodes through Redis, e.g. redis://127.0.0.1:6379
-                    (needs `--features redis`)";
+                    (needs `--features redis`)
+  --archive PATH    keep every message in the SQLite file PATH (created if missing), for
+                    the page's older messages (default: no archive)";
 
 /// Where to listen, from the command line.
 #[derive(Debug, PartialEq)]
@@ -446,6 +451,7 @@ struct Options {
     port: u16,
     rate: Rate,
     redis: Option<String>,
+    archive: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -455,6 +461,7 @@ impl Options {
             port: 4242,
             rate: Rate::default(),
             redis: None,
+            archive: None,
         };
         // lexopt takes both `--port 80` and `--port=80`, and stops reading flags after `--`.
         let mut parser = lexopt::Parser::from_args(args);
@@ -489,6 +496,7 @@ impl Options {
                     })?;
                 }
                 "--redis" => options.redis = Some(value()?),
+                "--archive" => options.archive = Some(value()?.into()),
                 "-h" | "--help" => return Err(String::new()),
                 _ => return Err(format!("unknown argument `{flag}`")),
             }
@@ -540,7 +548,7 @@ fn serve(options: &Options) -> io::Result<()> {
         })
         .try_init();
     let server = Server::bind(options.addr(), config(options)?, routes(options.rate)?)?
-        .with_state(Archive::off());
+        .with_state(archive(options)?);
     let addr = server.local_addr();
     // Tests read this first line to find the port when started with `--port 0`.
     println!("listening on http://{addr}/index");
@@ -583,6 +591,15 @@ fn config(options: &Options) -> io::Result<Config> {
     }
 }
 
+/// The archive `--archive` names, or none.
+fn archive(options: &Options) -> io::Result<Archive> {
+    match &options.archive {
+        None => Ok(Archive::off()),
+        Some(path) => Archive::open(path)
+            .map_err(|err| io::Error::other(format!("the archive `{}`: {err}", path.display()))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -621,6 +638,11 @@ mod tests {
                 "{bad}"
             );
         }
+        assert_eq!(parse(&[]).unwrap().archive, None);
+        assert_eq!(
+            parse(&["--archive", "chat.sqlite3"]).unwrap().archive,
+            Some("chat.sqlite3".into())
+        );
         assert_eq!(parse(&["--port"]).unwrap_err(), "`--port` needs a value");
         assert_eq!(
             parse(&["--port", "http"]).unwrap_err(),
