@@ -81,6 +81,7 @@
       return;
     }
     if (chat?.room === room && typeof chat.name === "string" && typeof chat.message === "string") {
+      if (event.lastEventId) shownIds.add(event.lastEventId);
       addMessage(chat.name, chat.message);
     }
   });
@@ -117,6 +118,8 @@
   async function enter(to) {
     await tabs.subscribe(`${to}${PRESENCE}`);
     await tabs.subscribe(to);
+    // Joined first, so nothing falls between the archive's newest and the live messages.
+    loadOlder(to);
     presenceSeen = false;
     const response = await fetch(roomUrl(to, "online"));
     const online = response.ok ? await response.json() : null;
@@ -157,11 +160,72 @@
     history.pushState(null, "", `/index?room=${encodeURIComponent(room)}`);
     switchForm.elements.room.value = "";
     list.replaceChildren();
+    resetArchive();
     $("empty").hidden = false;
     $("online").hidden = true;
     clearErrors();
     leave(from);
     enterOrExplain(to);
+  });
+
+  // Older messages ---------------------------------------------------------------
+
+  // With the chat's archive on (`--archive PATH`), entering a room shows its latest messages
+  // and scrolling to the top loads the ones before, a page at a time (newest first from
+  // `/rooms/NAME/messages`). A message seen live is shown once: the archive names its event id.
+  // Without an archive the server answers 404 and the room starts empty, as it always did.
+  const PAGE = 50;
+  const shownIds = new Set();
+  let oldestId = null; // the archive id of the oldest message shown
+  let archiveDone = false; // no archive, or nothing older
+  let loading = false;
+
+  function resetArchive() {
+    shownIds.clear();
+    oldestId = null;
+    archiveDone = false;
+  }
+
+  async function loadOlder(forRoom) {
+    if (loading || archiveDone || forRoom !== room) return;
+    loading = true;
+    try {
+      const query = new URLSearchParams({ limit: PAGE });
+      if (oldestId !== null) query.set("before", oldestId);
+      const response = await fetch(`${roomUrl(forRoom, "messages")}?${query}`);
+      if (forRoom !== room) return;
+      if (!response.ok) {
+        archiveDone = true;
+        return;
+      }
+      const page = await response.json();
+      const messages = Array.isArray(page?.messages) ? page.messages : [];
+      if (messages.length < PAGE) archiveDone = true;
+      prependArchived(messages);
+    } catch {
+      // Offline for a moment: the next scroll to the top asks again.
+    } finally {
+      loading = false;
+    }
+  }
+
+  // `messages` newest first: each goes above what is shown, keeping the view where it was.
+  function prependArchived(messages) {
+    const before = feed.scrollHeight - feed.scrollTop;
+    const firstLoad = oldestId === null;
+    for (const m of messages) {
+      if (!Number.isInteger(m?.id) || typeof m.name !== "string" || typeof m.message !== "string") continue;
+      oldestId = oldestId === null ? m.id : Math.min(oldestId, m.id);
+      if (m.event_id && shownIds.has(m.event_id)) continue;
+      if (m.event_id) shownIds.add(m.event_id);
+      list.prepend(messageItem(m.name, m.message, null));
+    }
+    if (list.children.length) $("empty").hidden = true;
+    feed.scrollTop = firstLoad ? feed.scrollHeight : feed.scrollHeight - before;
+  }
+
+  feed.addEventListener("scroll", () => {
+    if (feed.scrollTop < 40) loadOlder(room);
   });
 
   // Messages -------------------------------------------------------------------
@@ -192,6 +256,11 @@
   }
 
   function addMessage(name, text) {
+    append(messageItem(name, text, new Date()));
+  }
+
+  // A message's list item; `when` is when it arrived (unknown for an archived one).
+  function messageItem(name, text, when) {
     const item = el("li", "msg");
     if (name === nameInput.value.trim()) item.classList.add("mine");
     item.style.setProperty("--hue", hue(name));
@@ -200,13 +269,14 @@
     const bubble = el("div", "bubble");
     const meta = el("div", "meta");
     meta.append(el("span", "who", name));
-    const now = new Date();
-    const time = el("time", "when", now.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
-    time.dateTime = now.toISOString();
-    meta.append(time);
+    if (when) {
+      const time = el("time", "when", when.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
+      time.dateTime = when.toISOString();
+      meta.append(time);
+    }
     bubble.append(meta, el("p", "text", text));
     item.append(avatar, bubble);
-    append(item);
+    return item;
   }
 
   function addNotice(text) {
