@@ -307,3 +307,33 @@ fn the_test_client_runs_jobs_inline() {
     assert_eq!(client.get("/sleep?ms=1&tag=inline").send().text(), "inline");
     assert_eq!(client.get("/panic").send().status().code(), 500);
 }
+
+fn slow_query(id: u64) -> Vec<u64> {
+    thread::sleep(Duration::from_millis(5));
+    vec![id, id + 1]
+}
+
+/// The README's example: a macro handler that reads the `Handle` from the state and publishes
+/// from its job.
+#[closing_handler("/reports/{id}")]
+fn report(id: u64, handle: &Handle) -> Deferred {
+    let handle = handle.clone();
+    Deferred::new(move || {
+        let rows = slow_query(id);
+        let _ = handle.publish("reports", Event::new(format!("report {id} read")));
+        house::Json(rows)
+    })
+}
+
+#[test]
+fn the_readme_example_reads_its_handle_from_the_state() {
+    let mut routes = routes![report];
+    routes.push(Route::stream("/reports", |_| Subscribe::to("reports")));
+    let server = Server::bind("127.0.0.1:0", Config::default(), routes).unwrap();
+    let handle = server.handle();
+    let server = TestServer::run(server.with_state(handle));
+    let mut reports = subscribe(&server, "/reports");
+    let response = server.get("/reports/7");
+    assert_eq!(body_of(&response), "[7,8]", "{response}");
+    read_until(&mut reports, "data: report 7 read\n\n");
+}
