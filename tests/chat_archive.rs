@@ -2,6 +2,8 @@
 //! written (off the loop) before "sent", `/rooms/NAME/messages` pages it newest first, a
 //! restart keeps it, and bad `before`/`limit` answer 400 naming the parameter.
 
+#![allow(clippy::unwrap_used)]
+
 mod chat_support;
 
 use std::path::PathBuf;
