@@ -1,10 +1,12 @@
-//! HTTP/2 through nginx in a real browser: headless Chromium, driven by
-//! `tests/browser/proxy.mjs`, loads a page through nginx (the shipped `deploy/nginx.conf`,
-//! TLS with a self-signed certificate, HTTP/2) and holds 10 EventSource streams on it, more
-//! than HTTP/1.1's 6 per origin, each receiving a published event; the same page straight
-//! from house over HTTP/1.1 opens only 6. nginx's access log confirms the streams were h2.
+//! HTTP/2 through real proxies in a real browser: headless Chromium, driven by
+//! `tests/browser/proxy.mjs`, loads a page through nginx and through Caddy (the shipped
+//! `deploy/nginx.conf` and `deploy/Caddyfile`, TLS with a self-signed certificate, HTTP/2) and
+//! holds 10 EventSource streams on it, more than HTTP/1.1's 6 per origin, each receiving a
+//! published event; the same page straight from house over HTTP/1.1 opens only 6. nginx's
+//! access log confirms its streams were h2.
 //!
-//! Needs Debian's `chromium`, `npm ci` in `tests/browser`, nginx and openssl (`.ci/setup`);
+//! Needs Debian's `chromium`, `npm ci` in `tests/browser`, nginx, caddy and openssl
+//! (`.ci/setup`);
 //! without them this test fails (it never skips).
 #![allow(clippy::unwrap_used)]
 
@@ -20,7 +22,7 @@ use proxy_support::{House, Proxy};
 const PAGE: &str = "<!doctype html><meta charset=utf-8><title>proxy</title><p>a page</p>";
 
 #[test]
-fn chromium_holds_ten_streams_over_http2_through_nginx() {
+fn chromium_holds_ten_streams_over_http2_through_nginx_and_caddy() {
     let house = House::start(
         Config::default(),
         vec![
@@ -38,18 +40,29 @@ fn chromium_holds_ten_streams_over_http2_through_nginx() {
         ],
     );
     let nginx = Proxy::nginx(house.addr, None);
+    let caddy = Proxy::caddy(house.addr);
     let stdout = browser_support::run_driver(
         "proxy.mjs",
-        &[nginx.url(""), format!("http://{}", house.addr)],
+        &[
+            format!("http://{}", house.addr),
+            nginx.url(""),
+            caddy.url(""),
+        ],
     );
-    for check in [
-        "ok: the page came over HTTP/2",
-        "ok: all 10 streams opened through the proxy",
-        "ok: every one of the 10 streams received the event",
-        "ok: over HTTP/1.1 only 6 streams open",
-    ] {
-        assert!(stdout.contains(check), "{stdout}");
+    for proxy in [&nginx, &caddy] {
+        for check in [
+            "the page came over HTTP/2",
+            "all 10 streams opened through the proxy",
+            "every one of the 10 streams received the event",
+        ] {
+            let line = format!("ok: {}: {check}", proxy.url(""));
+            assert!(stdout.contains(&line), "{line} missing:\n{stdout}");
+        }
     }
+    assert!(
+        stdout.contains("ok: over HTTP/1.1 only 6 streams open"),
+        "{stdout}"
+    );
     // nginx logs each stream when it ends (the page closed them): all ten, over HTTP/2.
     let lines = nginx.access_lines(12, Duration::from_secs(5));
     let streams: Vec<&String> = lines

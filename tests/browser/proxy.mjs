@@ -1,17 +1,18 @@
-// Ten EventSource streams on one page, through nginx over HTTP/2: headless Chromium loads the
-// page from the proxy (TLS, a self-signed certificate), opens 10 streams (HTTP/1.1 allows 6
-// per origin), POSTs one event, and every stream must receive it over h2. Then the same page
-// straight from house over HTTP/1.1, where only 6 streams open: the limit the proxy lifts.
+// Ten EventSource streams on one page, through a reverse proxy over HTTP/2: headless Chromium
+// loads the page from each proxy (TLS, a self-signed certificate), opens 10 streams (HTTP/1.1
+// allows 6 per origin), POSTs one event, and every stream must receive it over h2. Then the
+// same page straight from house over HTTP/1.1, where only 6 streams open: the limit the proxy
+// lifts.
 //
-//   node tests/browser/proxy.mjs https://127.0.0.1:PROXY_PORT http://127.0.0.1:HOUSE_PORT
+//   node tests/browser/proxy.mjs http://127.0.0.1:HOUSE_PORT https://127.0.0.1:NGINX_PORT https://localhost:CADDY_PORT
 //
-// Run by tests/proxy_browser.rs (which starts house and nginx); exits non-zero on the first
+// Run by tests/proxy_browser.rs (which starts house and the proxies); exits non-zero on the first
 // failed check. CHROMIUM overrides the browser (default /usr/bin/chromium, Debian's package).
 import { chromium } from "playwright-core";
 
-const [proxied, direct] = process.argv.slice(2);
-if (!proxied || !direct) {
-  console.error("usage: node proxy.mjs PROXY_ORIGIN HOUSE_ORIGIN");
+const [direct, ...proxies] = process.argv.slice(2);
+if (!direct || proxies.length === 0) {
+  console.error("usage: node proxy.mjs HOUSE_ORIGIN PROXY_ORIGIN...");
   process.exit(2);
 }
 
@@ -75,18 +76,20 @@ async function streams(page, count, wait) {
 
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
-  const page = await context.newPage();
-  page.setDefaultTimeout(TIMEOUT);
-  await page.goto(`${proxied}/page`);
-  const h2 = await streams(page, STREAMS, TIMEOUT);
-  console.log(`through nginx: ${JSON.stringify(h2)}`);
-  check(h2.protocol === "h2", `the page came over HTTP/2 (${h2.protocol})`);
-  check(h2.opened === STREAMS, `all ${STREAMS} streams opened through the proxy (${h2.opened})`);
-  check(h2.post === "200 sent", `the POST beside them is answered (${h2.post})`);
-  check(h2.sendProtocol.every((p) => p === "h2"), `the POST went over HTTP/2 too (${h2.sendProtocol})`);
-  check(h2.got.length === STREAMS && h2.got.every((data) => data === "to-all"),
-    `every one of the ${STREAMS} streams received the event`);
-  await page.close();
+  for (const proxied of proxies) {
+    const page = await context.newPage();
+    page.setDefaultTimeout(TIMEOUT);
+    await page.goto(`${proxied}/page`);
+    const h2 = await streams(page, STREAMS, TIMEOUT);
+    console.log(`through ${proxied}: ${JSON.stringify(h2)}`);
+    check(h2.protocol === "h2", `${proxied}: the page came over HTTP/2 (${h2.protocol})`);
+    check(h2.opened === STREAMS, `${proxied}: all ${STREAMS} streams opened through the proxy (${h2.opened})`);
+    check(h2.post === "200 sent", `${proxied}: the POST beside them is answered (${h2.post})`);
+    check(h2.sendProtocol.every((p) => p === "h2"), `${proxied}: the POST went over HTTP/2 too (${h2.sendProtocol})`);
+    check(h2.got.length === STREAMS && h2.got.every((data) => data === "to-all"),
+      `${proxied}: every one of the ${STREAMS} streams received the event`);
+    await page.close();
+  }
 
   // The control: the same page straight from house, HTTP/1.1 without TLS.
   const plain = await context.newPage();

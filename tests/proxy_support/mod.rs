@@ -392,6 +392,8 @@ impl CurlStream {
                 "--include",
                 "--http2",
             ])
+            // Offer gzip like a browser does, so the test sees whether the proxy compresses.
+            .arg("--compressed")
             .arg("--cacert")
             .arg(&proxy.cert)
             .arg("--resolve")
