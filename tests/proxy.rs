@@ -1,8 +1,9 @@
 //! house behind real reverse proxies, run with the shipped configs (`deploy/nginx.conf`,
 //! `deploy/Caddyfile`): nginx and Caddy as child processes terminating TLS on loopback, curl
-//! as the HTTP/2 client. An event reaches a subscriber at once (no proxy buffer holds it),
-//! heartbeats keep an idle stream open past the proxy's read timeout (and without them the
-//! proxy closes it), and `Last-Event-ID` survives the hop, so a reconnect gets the replay.
+//! as the HTTP/2 client. An event reaches a subscriber at once (and with nginx's buffering
+//! turned on it does not), heartbeats keep an idle stream open past the proxy's read timeout
+//! (and without them the proxy closes it), and `Last-Event-ID` survives the hop, so a
+//! reconnect gets the replay.
 //!
 //! Needs nginx, caddy, openssl and curl (`.ci/setup` installs them); without them these
 //! tests fail (they never skip). The browser half is `tests/proxy_browser.rs`.
@@ -180,4 +181,62 @@ fn caddy_delivers_an_event_at_once() {
 #[test]
 fn caddy_passes_last_event_id_so_a_reconnect_gets_the_replay() {
     last_event_id_survives_the_hop(Proxy::caddy);
+}
+
+/// Waits (bounded) until house's stats satisfy `done`.
+fn wait_for_house(house: &House, what: &str, done: impl Fn(&house::Stats) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    while !done(&house.handle.stats()) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn nginx_with_buffering_holds_the_event_back() {
+    // The control for the at-once tests: buffering on, and house's `X-Accel-Buffering: no`
+    // ignored. house writes the event to nginx; the subscriber gets nothing, not even the head.
+    let house = house(Config::default());
+    let proxy = Proxy::nginx_with(
+        house.addr,
+        None,
+        &[(
+            "proxy_buffering off;",
+            "proxy_buffering on; proxy_ignore_headers X-Accel-Buffering;",
+        )],
+    );
+    // Not `subscribe`: the head is held back too, so ask house when the stream is on.
+    let mut stream = CurlStream::open(&proxy, "/events", &[]);
+    wait_for_house(&house, "the stream", |s| s.connections_streaming == 1);
+    publish(&house, "now");
+    wait_for_house(&house, "the event written", |s| s.events_delivered == 1);
+    assert!(
+        stream
+            .wait_for(2 * AT_ONCE, |line| line == "data: now")
+            .is_none(),
+        "the event came through a buffering nginx: {:?}",
+        stream.seen
+    );
+    assert_eq!(stream.seen, Vec::<String>::new());
+}
+
+#[test]
+fn nginx_with_gzip_for_event_streams_compresses_them_despite_no_transform() {
+    // Why the shipped config says `gzip off`: nginx ignores `Cache-Control: no-transform`.
+    // With buffering off it flushes the compressor per chunk, so the event still arrives.
+    let house = house(Config::default());
+    let proxy = Proxy::nginx_with(
+        house.addr,
+        None,
+        &[("gzip off;", "gzip on; gzip_types text/event-stream;")],
+    );
+    let mut stream = CurlStream::open(&proxy, "/events", &[]);
+    assert!(stream.wait_for(PATIENCE, str::is_empty).is_some());
+    let head = stream.seen.join("\n").to_ascii_lowercase();
+    assert!(head.contains("no-transform"), "{head}");
+    assert!(head.contains("content-encoding: gzip"), "{head}");
+    publish(&house, "now");
+    assert!(stream
+        .wait_for(PATIENCE, |line| line == "data: now")
+        .is_some());
 }

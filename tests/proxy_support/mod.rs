@@ -160,6 +160,16 @@ impl Proxy {
     /// nginx running `deploy/nginx.conf` in front of `house`, with `proxy_read_timeout`
     /// replaced by `read_timeout` when given.
     pub(crate) fn nginx(house: SocketAddr, read_timeout: Option<&str>) -> Proxy {
+        Proxy::nginx_with(house, read_timeout, &[])
+    }
+
+    /// nginx as [`Proxy::nginx`], with each `(from, to)` of `changes` made to the shipped
+    /// config first (for the controls that show what a setting prevents).
+    pub(crate) fn nginx_with(
+        house: SocketAddr,
+        read_timeout: Option<&str>,
+        changes: &[(&str, &str)],
+    ) -> Proxy {
         require("nginx");
         let dir = TempDir::new("nginx");
         let (cert, key) = self_signed(dir.path());
@@ -191,6 +201,9 @@ impl Proxy {
                 "proxy_read_timeout 60s;",
                 &format!("proxy_read_timeout {timeout};"),
             );
+        }
+        for (from, to) in changes {
+            substitute(&mut site, from, to);
         }
         std::fs::write(dir.path().join("house.conf"), site).unwrap();
         let d = dir.path().display();
