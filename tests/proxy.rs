@@ -20,9 +20,10 @@ use proxy_support::{CurlStream, House, Proxy};
 /// Generous bound for anything that should happen promptly on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(5);
 
-/// How soon a published event must reach the subscriber through the proxy. A proxy buffer
-/// never flushes on a timer: a buffered event would arrive only when more data filled it.
-const AT_ONCE: Duration = Duration::from_millis(500);
+/// How soon a published event must reach the subscriber through the proxy (it takes a few
+/// ms; the rest is room for a loaded machine). A proxy buffer never flushes on a timer: a
+/// buffered event would arrive only when more data filled it.
+const AT_ONCE: Duration = Duration::from_secs(1);
 
 /// The read timeout the heartbeat test gives nginx, and house's heartbeat interval under it.
 const READ_TIMEOUT: Duration = Duration::from_secs(1);
