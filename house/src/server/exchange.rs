@@ -271,7 +271,13 @@ impl Server {
             self.stats.offload_timed_out += 1;
             Response::error(Status::GATEWAY_TIMEOUT, "the job took too long")
         } else if parked.failed || late {
-            PublishError::Unavailable("Redis did not take the event".into()).into_response()
+            // Not confirmed is not "not published": a Redis that hangs (rather than refusing)
+            // may still run the `XADD` when it resumes, and its subscribers then get the event.
+            PublishError::Unavailable(
+                "Redis did not confirm the event in time (if Redis took it, it is still delivered)"
+                    .into(),
+            )
+            .into_response()
         } else {
             parked.response
         };
