@@ -5,14 +5,13 @@
 
 use std::fmt;
 use std::io;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use mio::{Token, Waker};
 
 use crate::config::Config;
-use crate::response::{IntoResponse, Response};
+use crate::response::{IntoResponse, Job, Response};
 use crate::route::Ctx;
 
 /// A job to run off the event loop, whose result is the response: what a closing handler
@@ -49,7 +48,7 @@ use crate::route::Ctx;
 /// # let _ = (report, health);
 /// ```
 pub struct Deferred {
-    job: Box<dyn FnOnce() -> Response + Send>,
+    job: Job,
 }
 
 impl Deferred {
@@ -60,13 +59,14 @@ impl Deferred {
         F: FnOnce() -> R + Send + 'static,
     {
         Deferred {
-            job: Box::new(move || job().into_response()),
+            job: Job::new(Box::new(move || job().into_response())),
         }
     }
 
     /// Runs the job here; `None` if it panicked.
-    pub(crate) fn run(self) -> Option<Response> {
-        catch_unwind(AssertUnwindSafe(self.job)).ok()
+    #[cfg(test)]
+    fn run(self) -> Option<Response> {
+        self.job.run()
     }
 }
 
@@ -78,7 +78,7 @@ impl fmt::Debug for Deferred {
 
 impl IntoResponse for Deferred {
     fn into_response(self) -> Response {
-        Response::from_deferred(self)
+        Response::from_deferred(self.job)
     }
 }
 
@@ -98,7 +98,7 @@ impl Ctx<'_> {
 struct Task {
     token: Token,
     ticket: u64,
-    job: Deferred,
+    job: Job,
 }
 
 /// A job's result on its way back to the loop.
@@ -155,7 +155,7 @@ impl Pool {
 
     /// Hands `job` to a worker for `token`; its ticket names the result. A job that a worker
     /// could not take at once, with the queue full (or no worker thread to be had), is refused.
-    pub(crate) fn submit(&mut self, token: Token, job: Deferred) -> Result<u64, Full> {
+    pub(crate) fn submit(&mut self, token: Token, job: Job) -> Result<u64, Full> {
         if self.pending >= self.capacity {
             return Err(Full);
         }

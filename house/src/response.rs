@@ -7,8 +7,6 @@ use std::fs::File;
 
 use serde::Serialize;
 
-use crate::offload::Deferred;
-
 /// The default `Content-Type` of text bodies, as in the original house.
 pub(crate) const HTML: &str = "text/html; charset=utf-8";
 /// `Content-Type` of [`Json`] bodies.
@@ -231,14 +229,35 @@ pub struct Response {
     status: Status,
     headers: Vec<(Cow<'static, str>, String)>,
     body: Body,
-    /// A job whose result is the real response (see [`Deferred`]): this one only carries the
-    /// headers added on the way out (a session's cookie).
-    deferred: Option<Deferred>,
+    /// A job whose result is the real response (see [`Deferred`](crate::Deferred)): this one
+    /// only carries the headers added on the way out (a session's cookie).
+    deferred: Option<Job>,
+}
+
+/// The work of a [`Deferred`](crate::Deferred), type-erased here so that a response can carry
+/// it without this module depending on the offload stage that runs it.
+pub(crate) struct Job(Box<dyn FnOnce() -> Response + Send>);
+
+impl Job {
+    pub(crate) fn new(job: Box<dyn FnOnce() -> Response + Send>) -> Job {
+        Job(job)
+    }
+
+    /// Runs the job here; `None` if it panicked.
+    pub(crate) fn run(self) -> Option<Response> {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(self.0)).ok()
+    }
+}
+
+impl fmt::Debug for Job {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Job")
+    }
 }
 
 impl Response {
     /// A placeholder for the response `deferred` will make.
-    pub(crate) fn from_deferred(deferred: Deferred) -> Response {
+    pub(crate) fn from_deferred(deferred: Job) -> Response {
         Response {
             deferred: Some(deferred),
             ..Response::new(Status::OK)
@@ -246,7 +265,7 @@ impl Response {
     }
 
     /// Takes the job this response stands for, if it is a placeholder.
-    pub(crate) fn take_deferred(&mut self) -> Option<Deferred> {
+    pub(crate) fn take_deferred(&mut self) -> Option<Job> {
         self.deferred.take()
     }
 
