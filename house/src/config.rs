@@ -26,6 +26,13 @@ pub const KEEP_ALIVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// disconnected and pruned, so one slow reader never grows the server without bound.
 pub const SUBSCRIBER_QUEUE_CAP: usize = 1024 * 1024;
 
+/// Queued bytes past which a stream under [`LagPolicy::DropOldest`](crate::LagPolicy::DropOldest)
+/// is lagging: reached → its queued events not yet started are dropped and it gets the `reset`
+/// gap signal (a quarter of [`SUBSCRIBER_QUEUE_CAP`]; the kernel's send buffer, see
+/// [`STREAM_SEND_BUFFER`], is full long before). Other policies ignore it; a threshold above
+/// the cap counts as the cap.
+pub const LAG_THRESHOLD: usize = SUBSCRIBER_QUEUE_CAP / 4;
+
 /// The kernel send buffer each stream socket asks for (`SO_SNDBUF`; Linux doubles it for its
 /// bookkeeping, and `ss -tm` shows that doubled size as `tb`). Left to itself the kernel grows a
 /// stalled subscriber's buffer up to `net.ipv4.tcp_wmem`'s maximum (4 MiB by default, before
@@ -183,6 +190,7 @@ pub struct Config {
     pub(crate) keep_alive_timeout: Duration,
     pub(crate) subscriber_queue_cap: usize,
     pub(crate) stream_send_buffer: usize,
+    pub(crate) lag_threshold: usize,
     pub(crate) write_timeout: Duration,
     pub(crate) heartbeat_interval: Duration,
     pub(crate) retry_hint: Option<Duration>,
@@ -225,6 +233,7 @@ impl Default for Config {
             keep_alive_timeout: KEEP_ALIVE_TIMEOUT,
             subscriber_queue_cap: SUBSCRIBER_QUEUE_CAP,
             stream_send_buffer: STREAM_SEND_BUFFER,
+            lag_threshold: LAG_THRESHOLD,
             write_timeout: WRITE_TIMEOUT,
             heartbeat_interval: HEARTBEAT_INTERVAL,
             retry_hint: Some(RETRY_HINT),
@@ -285,6 +294,7 @@ settings! {
     max_headers: usize, with_max_headers, "[`MAX_HEADERS`]";
     keep_alive_timeout: Duration, with_keep_alive_timeout, "[`KEEP_ALIVE_TIMEOUT`]";
     subscriber_queue_cap: usize, with_subscriber_queue_cap, "[`SUBSCRIBER_QUEUE_CAP`]";
+    lag_threshold: usize, with_lag_threshold, "[`LAG_THRESHOLD`]";
     stream_send_buffer: usize, with_stream_send_buffer, "[`STREAM_SEND_BUFFER`] (0 leaves the kernel's autotuning on)";
     write_timeout: Duration, with_write_timeout, "[`WRITE_TIMEOUT`]";
     heartbeat_interval: Duration, with_heartbeat_interval, "[`HEARTBEAT_INTERVAL`]";

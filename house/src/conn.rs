@@ -17,6 +17,7 @@ use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::net::TcpStream;
@@ -27,6 +28,7 @@ use crate::error::Error;
 use crate::parse::{parse_request, Parsed};
 use crate::request::{Method, Request, Version};
 use crate::response::Response;
+use crate::route::LagPolicy;
 use crate::sse::Frame;
 use crate::stats::DropReason;
 
@@ -80,11 +82,39 @@ enum Phase {
     Lingering { until: Instant },
 }
 
-/// One queued piece of output.
+/// The `reset` gap signal's bytes, as [`reset_event`](crate::sse::reset_event) builds them (a
+/// test keeps the two equal): what a stream under [`LagPolicy::DropOldest`] gets in place of
+/// the events it skipped.
+const GAP: &[u8] = b"event: reset\ndata: events were missed\n\n";
+
+/// A published event with its channel, for streams under [`LagPolicy::Latest`], which replace
+/// an event by the next one of the same channel. Built once per event and shared by every such
+/// subscriber, so their queues hold one pointer per event, as others do.
+#[derive(Debug)]
+pub(crate) struct LatestFrame {
+    channel: Box<str>,
+    frame: Frame,
+}
+
+impl LatestFrame {
+    pub(crate) fn new(channel: &str, frame: Frame) -> LatestFrame {
+        LatestFrame {
+            channel: channel.into(),
+            frame,
+        }
+    }
+}
+
+/// One queued piece of output. Kept at three words: an idle stream's queue keeps its
+/// allocation, so every variant costs every stream.
 #[derive(Debug)]
 enum Chunk {
     Owned(Vec<u8>),
     Shared(Frame),
+    /// An event that the next one of its channel replaces (see [`LagPolicy::Latest`]).
+    Latest(Arc<LatestFrame>),
+    /// The gap signal, where skipped events were (see [`LagPolicy::DropOldest`]).
+    Gap,
 }
 
 impl Chunk {
@@ -92,8 +122,26 @@ impl Chunk {
         match self {
             Chunk::Owned(bytes) => bytes,
             Chunk::Shared(frame) => frame,
+            Chunk::Latest(latest) => &latest.frame,
+            Chunk::Gap => GAP,
         }
     }
+
+    /// Whether this is a published event (heads, heartbeats and gap signals are not).
+    fn is_event(&self) -> bool {
+        matches!(self, Chunk::Shared(_) | Chunk::Latest(_))
+    }
+}
+
+/// What a lagging stream's policy did while an event was queued to it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lagged {
+    /// Bytes written on the way.
+    pub(crate) written: usize,
+    /// Queued events dropped: skipped (`DropOldest`) or replaced (`Latest`).
+    pub(crate) dropped: usize,
+    /// Whether a gap signal was queued.
+    pub(crate) gap: bool,
 }
 
 /// Bytes waiting to be written, in order. Events are queued as shared frames, so fanning an
@@ -118,6 +166,67 @@ impl OutQueue {
     fn push_shared(&mut self, frame: Frame) {
         self.len += frame.len();
         self.chunks.push_back(Chunk::Shared(frame));
+    }
+
+    fn push_latest(&mut self, latest: Arc<LatestFrame>) {
+        self.len += latest.frame.len();
+        self.chunks.push_back(Chunk::Latest(latest));
+    }
+
+    /// The index of the first chunk not yet started.
+    fn unstarted(&self) -> usize {
+        usize::from(self.offset > 0)
+    }
+
+    /// Drops every queued event not yet started (a partly written one is finished, so no
+    /// frame is cut) and queues the gap signal after what remains, unless one not yet started
+    /// is there already. Returns how many events were dropped, and whether a gap was queued.
+    fn skip_events(&mut self) -> (usize, bool) {
+        let first = self.unstarted();
+        let mut gap_waiting = false;
+        let (mut dropped, mut dropped_bytes) = (0, 0);
+        for chunk in self.chunks.iter().skip(first) {
+            if chunk.is_event() {
+                dropped += 1;
+                dropped_bytes += chunk.bytes().len();
+            }
+            gap_waiting |= matches!(chunk, Chunk::Gap);
+        }
+        if dropped == 0 {
+            return (0, false);
+        }
+        let mut at = 0;
+        self.chunks.retain(|chunk| {
+            at += 1;
+            at <= first || !chunk.is_event()
+        });
+        self.len -= dropped_bytes;
+        if !gap_waiting {
+            self.len += GAP.len();
+            self.chunks.push_back(Chunk::Gap);
+        }
+        (dropped, !gap_waiting)
+    }
+
+    /// Drops the queued events of `channel` kept as [`Chunk::Latest`] that are not yet
+    /// started (at most one, since each push under `Latest` drops its predecessor); returns
+    /// how many.
+    fn drop_latest(&mut self, channel: &str) -> usize {
+        let first = self.unstarted();
+        let before = self.chunks.len();
+        let mut dropped_bytes = 0;
+        let mut at = 0;
+        self.chunks.retain(|chunk| {
+            at += 1;
+            let drop =
+                at > first && matches!(chunk, Chunk::Latest(latest) if *latest.channel == *channel);
+            if drop {
+                dropped_bytes += chunk.bytes().len();
+            }
+            !drop
+        });
+        self.len -= dropped_bytes;
+        before - self.chunks.len()
     }
 
     /// Bytes still to write.
@@ -331,6 +440,8 @@ pub(crate) struct Conn {
     dirty: bool,
     /// The interest currently registered with the poll.
     registered: Interest,
+    /// What happens when a stream falls behind (one byte, in what was padding).
+    lag_policy: LagPolicy,
 }
 
 impl Conn {
@@ -351,6 +462,7 @@ impl Conn {
             read_paused: false,
             dirty: false,
             registered: Interest::READABLE,
+            lag_policy: LagPolicy::Disconnect,
         }
     }
 
@@ -560,6 +672,60 @@ impl Conn {
         Ok(written)
     }
 
+    /// Queues a published event to a stream under [`LagPolicy::DropOldest`]: one whose queue
+    /// would pass `lag` bytes skips ahead (see [`OutQueue::skip_events`]) first; past `cap`
+    /// it is a slow consumer all the same.
+    pub(crate) fn queue_skipping(
+        &mut self,
+        frame: Frame,
+        lag: usize,
+        cap: usize,
+        now: Instant,
+    ) -> Result<Lagged, DropReason> {
+        let mut lagged = Lagged::default();
+        let lag = lag.min(cap);
+        if self.out.len() + frame.len() > lag {
+            lagged.written = self
+                .write_pending(now)
+                .map_err(|_| DropReason::WriteError)?;
+            if self.out.len() + frame.len() > lag {
+                (lagged.dropped, lagged.gap) = self.out.skip_events();
+                if self.out.len() + frame.len() > cap {
+                    return Err(DropReason::SlowConsumer);
+                }
+            }
+        }
+        self.queue_frame(frame, now);
+        Ok(lagged)
+    }
+
+    /// Queues a published event to a stream under [`LagPolicy::Latest`]: it replaces the
+    /// event of its channel still waiting unsent; past `cap` the stream is a slow consumer
+    /// all the same.
+    pub(crate) fn queue_latest(
+        &mut self,
+        latest: Arc<LatestFrame>,
+        cap: usize,
+        now: Instant,
+    ) -> Result<Lagged, DropReason> {
+        let mut lagged = Lagged::default();
+        if !self.out.is_empty() {
+            lagged.dropped = self.out.drop_latest(&latest.channel);
+        }
+        let len = latest.frame.len();
+        if self.out.len() + len > cap {
+            lagged.written = self
+                .write_pending(now)
+                .map_err(|_| DropReason::WriteError)?;
+            if self.out.len() + len > cap {
+                return Err(DropReason::SlowConsumer);
+            }
+        }
+        self.note_queued(now);
+        self.out.push_latest(latest);
+        Ok(lagged)
+    }
+
     fn note_queued(&mut self, now: Instant) {
         if !self.has_output() {
             // The write timeout counts from when the client had something to read.
@@ -640,6 +806,15 @@ impl Conn {
         // A stream holds no request state: free the read buffer.
         self.input = Vec::new();
         self.request_started = None;
+    }
+
+    /// What happens when this stream falls behind.
+    pub(crate) fn set_lag_policy(&mut self, policy: LagPolicy) {
+        self.lag_policy = policy;
+    }
+
+    pub(crate) fn lag_policy(&self) -> LagPolicy {
+        self.lag_policy
     }
 
     /// The stream is to end, cleanly, once `at` has passed.
@@ -842,7 +1017,6 @@ pub(crate) fn interrupted(err: &io::Error) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Arc;
 
     /// A writer that takes at most `limit` bytes per call and records what it got.
     struct Trickle {
@@ -904,5 +1078,78 @@ mod tests {
         };
         queue.write_to(&mut out).unwrap();
         assert_eq!((out.calls, out.got.len(), queue.len()), (1, 90, 0));
+    }
+
+    /// Everything a queue would write, to the end.
+    fn drain(queue: &mut OutQueue) -> Vec<u8> {
+        let mut out = Trickle {
+            limit: usize::MAX,
+            got: Vec::new(),
+            calls: 0,
+        };
+        while !queue.is_empty() {
+            queue.write_to(&mut out).unwrap();
+        }
+        out.got
+    }
+
+    fn latest(channel: &str, data: &str) -> Arc<LatestFrame> {
+        let frame: Frame = Arc::from(format!("data: {data}\n\n").as_bytes());
+        Arc::new(LatestFrame::new(channel, frame))
+    }
+
+    #[test]
+    fn gap_is_the_reset_event() {
+        assert_eq!(GAP, crate::sse::reset_event());
+    }
+
+    #[test]
+    fn chunks_stay_three_words() {
+        // Each slot of every stream's queue costs this; a wider variant would cost them all.
+        assert_eq!(
+            std::mem::size_of::<Chunk>(),
+            3 * std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn skipping_keeps_heads_and_the_started_event_and_signals_the_gap_once() {
+        let mut queue = OutQueue::default();
+        queue.push_owned(b"HEAD\n".to_vec());
+        for data in ["data: 1\n\n", "data: 2\n\n", "data: 3\n\n"] {
+            queue.push_shared(Arc::from(data.as_bytes()));
+        }
+        // The head and part of event 1 went out.
+        queue.advance(5 + 6);
+        assert_eq!(queue.skip_events(), (2, true));
+        queue.push_shared(Arc::from(&b"data: 4\n\n"[..]));
+        // Skipping again, before the client read: one gap still waits, none is added.
+        assert_eq!(queue.skip_events(), (1, false));
+        queue.push_shared(Arc::from(&b"data: 5\n\n"[..]));
+        let got = String::from_utf8(drain(&mut queue)).unwrap();
+        assert_eq!(
+            got,
+            "1\n\nevent: reset\ndata: events were missed\n\ndata: 5\n\n"
+        );
+        // Nothing to skip: no gap either.
+        assert_eq!(queue.skip_events(), (0, false));
+        assert!(queue.is_empty());
+    }
+
+    #[test]
+    fn latest_replaces_the_unsent_event_of_its_channel_only() {
+        let mut queue = OutQueue::default();
+        queue.push_latest(latest("a", "a1"));
+        queue.push_latest(latest("b", "b1"));
+        queue.push_latest(latest("a", "a2"));
+        // `a1` started: it is finished, not replaced.
+        queue.advance(6);
+        assert_eq!(queue.drop_latest("a"), 1);
+        queue.push_latest(latest("a", "a3"));
+        assert_eq!(queue.drop_latest("b"), 1);
+        queue.push_latest(latest("b", "b2"));
+        assert_eq!(queue.drop_latest("c"), 0);
+        let got = String::from_utf8(drain(&mut queue)).unwrap();
+        assert_eq!(got, "a1\n\ndata: a3\n\ndata: b2\n\n");
     }
 }

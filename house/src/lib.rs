@@ -185,8 +185,8 @@ pub use printable::Printable;
 pub use request::{JsonBodyError, Method, Methods, Params, Request, Version};
 pub use response::{Body, IntoResponse, InvalidHeader, Json, Redirect, Response, Status};
 pub use route::{
-    CatcherFn, Caught, ClosingFn, Ctx, Handler, IntoSubscribe, Route, RouteError, Routes, StreamFn,
-    Subscribe,
+    CatcherFn, Caught, ClosingFn, Ctx, Handler, IntoSubscribe, LagPolicy, Route, RouteError,
+    Routes, StreamFn, Subscribe,
 };
 pub use server::{Handle, Server};
 pub use session::{Session, SessionError};
@@ -198,11 +198,11 @@ pub use stats::{DropReason, Stats};
 pub mod limits {
     pub use crate::config::{
         ACCEPT_BACKOFF, ADDR_RATE_MULTIPLE, CAP_RETRY, FD_MARGIN, HEARTBEAT_INTERVAL,
-        HISTORY_BYTES, HISTORY_EVENTS, HISTORY_TTL, KEEP_ALIVE_TIMEOUT, LISTEN_BACKLOG,
-        MAX_HEADERS, MAX_LIMITED_ADDRS, MAX_REQUEST_AGE, MAX_REQUEST_SIZE, MAX_SESSIONS,
-        MAX_STREAM_LIFETIME, NEW_SESSIONS_PER_ADDR, NEW_SESSIONS_WINDOW, OFFLOAD_DEADLINE,
-        OFFLOAD_QUEUE, OFFLOAD_WORKERS, REFUSAL_SLOTS, REFUSAL_WAIT, RETRY_HINT, RETRY_SPREAD,
-        SESSION_BYTES, SESSION_COOKIE, SESSION_IDLE_TIMEOUT, SHUTDOWN_GRACE, SHUTDOWN_WINDOW,
-        STREAM_SEND_BUFFER, SUBSCRIBER_QUEUE_CAP, WRITE_TIMEOUT,
+        HISTORY_BYTES, HISTORY_EVENTS, HISTORY_TTL, KEEP_ALIVE_TIMEOUT, LAG_THRESHOLD,
+        LISTEN_BACKLOG, MAX_HEADERS, MAX_LIMITED_ADDRS, MAX_REQUEST_AGE, MAX_REQUEST_SIZE,
+        MAX_SESSIONS, MAX_STREAM_LIFETIME, NEW_SESSIONS_PER_ADDR, NEW_SESSIONS_WINDOW,
+        OFFLOAD_DEADLINE, OFFLOAD_QUEUE, OFFLOAD_WORKERS, REFUSAL_SLOTS, REFUSAL_WAIT, RETRY_HINT,
+        RETRY_SPREAD, SESSION_BYTES, SESSION_COOKIE, SESSION_IDLE_TIMEOUT, SHUTDOWN_GRACE,
+        SHUTDOWN_WINDOW, STREAM_SEND_BUFFER, SUBSCRIBER_QUEUE_CAP, WRITE_TIMEOUT,
     };
 }

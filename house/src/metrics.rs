@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::limit::LimitScope;
 use crate::request::Methods;
 use crate::response::{Response, Status};
-use crate::route::Route;
+use crate::route::{LagPolicy, Route};
 use crate::stats::{DropReason, Stats};
 
 impl Stats {
@@ -123,6 +123,36 @@ impl Stats {
         }
         family(
             &mut out,
+            "house_slow_consumers_total",
+            "counter",
+            "Times a stream fell behind and its lag policy acted: disconnected it, skipped its queued events (with a reset signal), or replaced its queued event of a channel by a newer one.",
+        );
+        for policy in LagPolicy::ALL {
+            let _ = writeln!(
+                out,
+                "house_slow_consumers_total{{policy=\"{}\"}} {}",
+                policy.label(),
+                self.slow_consumers(policy)
+            );
+        }
+        family(
+            &mut out,
+            "house_lagging_events_dropped_total",
+            "counter",
+            "Queued events streams never got because they fell behind: skipped (drop_oldest) or replaced by a newer one (latest).",
+        );
+        for (policy, value) in [
+            (LagPolicy::DropOldest, self.events_skipped),
+            (LagPolicy::Latest, self.events_replaced),
+        ] {
+            let _ = writeln!(
+                out,
+                "house_lagging_events_dropped_total{{policy=\"{}\"}} {value}",
+                policy.label()
+            );
+        }
+        family(
+            &mut out,
             "house_rate_limited_total",
             "counter",
             "Refusals by rate limits (429), by the budget that refused: a session's, the shared one of requests without a session from one address, an address's, or new sessions per address.",
@@ -146,7 +176,7 @@ impl Stats {
             &mut out,
             "house_gap_signals_total",
             "counter",
-            "Streams that started with the reset signal.",
+            "Reset signals queued: to streams resumed past their history, and to lagging streams that skipped events.",
             self.gap_signals,
         );
         single(
@@ -219,6 +249,8 @@ mod tests {
         stats.count_response(Status::OK);
         stats.count_response(Status::NOT_FOUND);
         stats.count_drop(DropReason::SlowConsumer);
+        stats.slow_consumers[LagPolicy::Latest.index()] = 2;
+        stats.events_skipped = 7;
         stats.rate_limits_refused[LimitScope::Address.index()] = 3;
         let text = stats.to_prometheus();
         assert!(
@@ -231,6 +263,12 @@ mod tests {
             "house_requests_total{class=\"2xx\"} 1\nhouse_requests_total{class=\"3xx\"} 0\n"
         ));
         assert!(text.contains("house_subscribers_dropped_total{reason=\"slow_consumer\"} 1\n"));
+        assert!(text.contains(
+            "house_slow_consumers_total{policy=\"disconnect\"} 0\nhouse_slow_consumers_total{policy=\"drop_oldest\"} 0\nhouse_slow_consumers_total{policy=\"latest\"} 2\n"
+        ));
+        assert!(text.contains(
+            "house_lagging_events_dropped_total{policy=\"drop_oldest\"} 7\nhouse_lagging_events_dropped_total{policy=\"latest\"} 0\n"
+        ));
         assert!(text.contains(
             "house_rate_limited_total{limit=\"session\"} 0\nhouse_rate_limited_total{limit=\"no_session\"} 0\nhouse_rate_limited_total{limit=\"address\"} 3\nhouse_rate_limited_total{limit=\"new_session\"} 0\n"
         ));

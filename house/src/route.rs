@@ -91,6 +91,58 @@ impl fmt::Debug for Ctx<'_> {
     }
 }
 
+/// What happens to a stream whose client reads more slowly than its events arrive, so that
+/// bytes pile up in its queue ([`Subscribe::with_lag_policy`]).
+///
+/// Under every policy a stream whose queue would still pass
+/// [`Config::subscriber_queue_cap`](crate::Config::subscriber_queue_cap) is disconnected, and
+/// one whose client takes nothing for [`Config::write_timeout`](crate::Config::write_timeout)
+/// is closed. Each outcome is counted: [`Stats::slow_consumers`](crate::Stats::slow_consumers)
+/// by policy, and the events a stream never got, [`Stats::events_skipped`](crate::Stats::events_skipped)
+/// and [`Stats::events_replaced`](crate::Stats::events_replaced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LagPolicy {
+    /// Disconnect it once its queue would pass the cap; its client reconnects and resumes with
+    /// `Last-Event-ID` from the channel's history. For logs, where every event counts. The
+    /// default.
+    #[default]
+    Disconnect,
+    /// Past [`Config::lag_threshold`](crate::Config::lag_threshold) queued bytes, skip ahead:
+    /// every queued event not yet started is dropped and the gap signal `event: reset` (see
+    /// [`RESET_EVENT`](crate::RESET_EVENT)) takes their place, once, so its client knows it
+    /// missed events; newer events follow. An event partly written is finished first, so no
+    /// frame is cut. For feeds where fresh events matter more than old ones.
+    DropOldest,
+    /// Keep only the newest event of each channel: an event replaces the one of the same
+    /// channel still waiting unsent in the stream's queue (and goes to the back of it). A
+    /// client that keeps up gets every event the loop writes before the next one arrives; one
+    /// that falls behind gets the newest. For state channels (prices, positions), where only
+    /// the current value matters.
+    Latest,
+}
+
+impl LagPolicy {
+    /// Every policy, in the order of [`Stats::slow_consumers`](crate::Stats::slow_consumers).
+    pub const ALL: [LagPolicy; 3] = [
+        LagPolicy::Disconnect,
+        LagPolicy::DropOldest,
+        LagPolicy::Latest,
+    ];
+
+    /// The policy's label in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            LagPolicy::Disconnect => "disconnect",
+            LagPolicy::DropOldest => "drop_oldest",
+            LagPolicy::Latest => "latest",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// What a stream handler subscribes its connection to: one or more channels or channel
 /// [`Pattern`]s, any headers of its own for the stream's head, and the events this connection
 /// alone gets first.
@@ -118,6 +170,7 @@ pub struct Subscribe {
     headers: Vec<(Cow<'static, str>, String)>,
     initial: Vec<Event>,
     joinable: bool,
+    lag_policy: LagPolicy,
 }
 
 impl Subscribe {
@@ -130,6 +183,7 @@ impl Subscribe {
             headers: Vec::new(),
             initial: Vec::new(),
             joinable: false,
+            lag_policy: LagPolicy::Disconnect,
         }
     }
 
@@ -148,6 +202,7 @@ impl Subscribe {
             headers: Vec::new(),
             initial: Vec::new(),
             joinable: false,
+            lag_policy: LagPolicy::Disconnect,
         };
         for channel in channels {
             subscribe = subscribe.and(channel);
@@ -244,6 +299,7 @@ impl Subscribe {
             headers: Vec::new(),
             initial: Vec::new(),
             joinable: false,
+            lag_policy: LagPolicy::Disconnect,
         })
     }
 
@@ -317,6 +373,28 @@ impl Subscribe {
     pub fn joinable(mut self) -> Subscribe {
         self.joinable = true;
         self
+    }
+
+    /// What happens to this stream when its client falls behind (see [`LagPolicy`];
+    /// [`LagPolicy::Disconnect`] unless set). The handler chooses, per stream: it knows what
+    /// its channels carry (a log where every event counts, or a state where only the newest
+    /// does) and what its client can do with a gap.
+    ///
+    /// ```
+    /// use house::{LagPolicy, Subscribe};
+    ///
+    /// let subscribe = Subscribe::to("prices/EURUSD").with_lag_policy(LagPolicy::Latest);
+    /// assert_eq!(subscribe.lag_policy(), LagPolicy::Latest);
+    /// assert_eq!(Subscribe::to("chat").lag_policy(), LagPolicy::Disconnect);
+    /// ```
+    pub fn with_lag_policy(mut self, policy: LagPolicy) -> Subscribe {
+        self.lag_policy = policy;
+        self
+    }
+
+    /// The stream's slow-consumer policy.
+    pub fn lag_policy(&self) -> LagPolicy {
+        self.lag_policy
     }
 
     /// Whether the stream gets an id that [`Hub::join`] and [`Hub::leave`] accept.

@@ -3,6 +3,7 @@
 
 use crate::limit::LimitScope;
 use crate::response::Status;
+use crate::route::LagPolicy;
 
 /// Why a stream subscriber left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,9 +91,20 @@ pub struct Stats {
     pub bytes_written: u64,
     /// Stream connections dropped, by [`DropReason`] in the order of [`DropReason::ALL`].
     pub subscribers_dropped: [u64; 6],
+    /// Times a stream fell behind and its [`LagPolicy`] acted, by policy in the order of
+    /// [`LagPolicy::ALL`]: streams disconnected under `Disconnect` (which count in
+    /// `subscribers_dropped` as slow consumers too), skips ahead under `DropOldest` (each queues
+    /// one `reset` gap signal, unless one is still waiting), events replaced under `Latest`.
+    pub slow_consumers: [u64; 3],
+    /// Queued events streams under [`LagPolicy::DropOldest`] skipped: never sent to them.
+    pub events_skipped: u64,
+    /// Queued events streams under [`LagPolicy::Latest`] had replaced by a newer one of the
+    /// same channel: never sent to them.
+    pub events_replaced: u64,
     /// Streams that resumed with `Last-Event-ID`.
     pub replays: u64,
-    /// Streams that started with the `reset` gap signal.
+    /// `reset` gap signals queued: to streams that resumed past their history, and to streams
+    /// under [`LagPolicy::DropOldest`] that skipped ahead.
     pub gap_signals: u64,
     /// Heartbeat comments written to idle streams.
     pub heartbeats: u64,
@@ -128,6 +140,9 @@ impl Stats {
         events_delivered: 0,
         bytes_written: 0,
         subscribers_dropped: [0; 6],
+        slow_consumers: [0; 3],
+        events_skipped: 0,
+        events_replaced: 0,
         replays: 0,
         gap_signals: 0,
         heartbeats: 0,
@@ -150,6 +165,12 @@ impl Stats {
     /// Refusals by rate limits in `scope`.
     pub fn rate_limited(&self, scope: LimitScope) -> u64 {
         self.rate_limits_refused[scope.index()]
+    }
+
+    /// Times streams under `policy` fell behind and the policy acted (see
+    /// [`slow_consumers`](Self::slow_consumers)).
+    pub fn slow_consumers(&self, policy: LagPolicy) -> u64 {
+        self.slow_consumers[policy.index()]
     }
 
     /// Streams dropped for `reason`.

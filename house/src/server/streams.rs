@@ -5,17 +5,21 @@
 //! published before a stream subscribes is delivered to the subscribers already there first
 //! (`attach` and `signal_gap` begin by fanning out).
 
+use std::sync::Arc;
+use std::time::Instant;
+
 use mio::Token;
 
 use super::Server;
-use crate::conn::{Exchange, Opening};
+use crate::conn::{Conn, Exchange, LatestFrame, Opening};
 use crate::hub::Change;
 use crate::hub::Replay;
 use crate::printable::Printable;
 use crate::request::{Method, Request};
 use crate::response::Status;
-use crate::route::Subscribe;
+use crate::route::{LagPolicy, Subscribe};
 use crate::sse::{reset_event, retry_hint, stream_head, stream_id_event, stream_response, Frame};
+use crate::stats::{DropReason, Stats};
 
 impl Server {
     /// Answers `200 text/event-stream`, replays missed events, and subscribes the connection.
@@ -75,6 +79,7 @@ impl Server {
             }
         }
         conn.start_streaming(subscribe.channels().into(), head, subscribe.take_initial());
+        conn.set_lag_policy(subscribe.lag_policy());
         if let Some(lifetime) = self.config.max_stream_lifetime() {
             // Up to a tenth more, so streams opened together do not all close together.
             let lifetime = self
@@ -298,31 +303,81 @@ impl Server {
 
     /// Queues every newly published event to its channel's subscribers. A subscriber whose
     /// queue would pass the cap is a slow consumer: it is disconnected, nobody else waits.
+    /// Streams with another [`LagPolicy`] skip or replace queued events first.
     pub(super) fn fan_out(&mut self) {
         if !self.hub.has_pending() {
             return;
         }
         let now = self.now;
         let cap = self.config.subscriber_queue_cap();
+        let lag = self.config.lag_threshold();
         let mut dropped = Vec::new();
         let (conns, stats, dirty) = (&mut self.conns, &mut self.stats, &mut self.dirty);
         for (channel, frame) in self.hub.take_pending() {
+            // Built for the first subscriber under `Latest`, shared by the others.
+            let mut latest: Option<Arc<LatestFrame>> = None;
             self.hub.each_subscriber(&channel, |token| {
                 let Some(conn) = conns.get_mut(&token) else {
                     return;
                 };
-                match conn.queue_event(frame.clone(), cap, now) {
+                // The default policy's path: one byte compared more than before policies.
+                let queued = match conn.lag_policy() {
+                    LagPolicy::Disconnect => conn.queue_event(frame.clone(), cap, now),
+                    policy => {
+                        let latest = (policy == LagPolicy::Latest).then(|| {
+                            Arc::clone(latest.get_or_insert_with(|| {
+                                Arc::new(LatestFrame::new(&channel, frame.clone()))
+                            }))
+                        });
+                        queue_lagging(conn, stats, &frame, latest, lag, cap, now)
+                    }
+                };
+                match queued {
                     Ok(written) => {
                         stats.bytes_written += written as u64;
                         stats.events_delivered += 1;
                         dirty.mark(token, conn);
                     }
-                    Err(reason) => dropped.push((token, reason)),
+                    Err(reason) => dropped.push((token, reason, conn.lag_policy())),
                 }
             });
         }
-        for (token, reason) in dropped {
+        for (token, reason, policy) in dropped {
+            if reason == DropReason::SlowConsumer {
+                self.stats.slow_consumers[policy.index()] += 1;
+            }
             self.close(token, reason);
         }
     }
+}
+
+/// Queues an event to a stream under `DropOldest` or, with `latest`, under `Latest`, and
+/// counts what its policy did; returns the bytes written on the way.
+fn queue_lagging(
+    conn: &mut Conn,
+    stats: &mut Stats,
+    frame: &Frame,
+    latest: Option<Arc<LatestFrame>>,
+    lag: usize,
+    cap: usize,
+    now: Instant,
+) -> Result<usize, DropReason> {
+    let lagged = match latest {
+        Some(latest) => {
+            let lagged = conn.queue_latest(latest, cap, now)?;
+            // Each replacement is the policy acting.
+            stats.slow_consumers[LagPolicy::Latest.index()] += lagged.dropped as u64;
+            stats.events_replaced += lagged.dropped as u64;
+            lagged
+        }
+        None => {
+            let lagged = conn.queue_skipping(frame.clone(), lag, cap, now)?;
+            // One skip ahead drops every queued event at once.
+            stats.slow_consumers[LagPolicy::DropOldest.index()] += u64::from(lagged.dropped > 0);
+            stats.events_skipped += lagged.dropped as u64;
+            lagged
+        }
+    };
+    stats.gap_signals += u64::from(lagged.gap);
+    Ok(lagged.written)
 }
