@@ -343,7 +343,8 @@ impl Server {
             });
         }
         for (token, reason, policy) in dropped {
-            if reason == DropReason::SlowConsumer {
+            // A connection fails once per event still to fan out; it is closed (and counted) once.
+            if reason == DropReason::SlowConsumer && self.conns.contains_key(&token) {
                 self.stats.slow_consumers[policy.index()] += 1;
             }
             self.close(token, reason);
