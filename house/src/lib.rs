@@ -110,7 +110,9 @@
 //! - **Other origins**: [`Config::with_cors`] with a [`Cors`] puts the `Access-Control-*`
 //!   headers on every answer, stream heads included, and answers preflights for every route.
 //! - **Failures stay local**: a panicking handler answers 500 to its own request; a subscriber
-//!   that falls behind by more than its queue cap is disconnected; a dead peer is pruned when
+//!   that falls behind by more than its queue cap is disconnected, or, if its handler chose
+//!   another [`LagPolicy`], skips ahead with `event: reset` or keeps only the newest event of
+//!   each channel; a dead peer is pruned when
 //!   it hangs up or a write fails; at the connection cap new connections get 503 with
 //!   `Retry-After`; out of file descriptors, accepting pauses instead of spinning.
 //! - **Many nodes**: with the `redis` feature, `Config::with_redis` puts publishing and history

@@ -132,7 +132,7 @@ impl Stats {
                 out,
                 "house_slow_consumers_total{{policy=\"{}\"}} {}",
                 policy.label(),
-                self.slow_consumers(policy)
+                self.lagged(policy)
             );
         }
         family(

@@ -169,7 +169,7 @@ impl Stats {
 
     /// Times streams under `policy` fell behind and the policy acted (see
     /// [`slow_consumers`](Self::slow_consumers)).
-    pub fn slow_consumers(&self, policy: LagPolicy) -> u64 {
+    pub fn lagged(&self, policy: LagPolicy) -> u64 {
         self.slow_consumers[policy.index()]
     }
 

@@ -223,7 +223,7 @@ fn disconnect_closes_a_stalled_subscriber_and_nobody_else_waits() {
         0
     );
     wait_for("the stats", || {
-        server.handle.stats().slow_consumers(LagPolicy::Disconnect) == 1
+        server.handle.stats().lagged(LagPolicy::Disconnect) == 1
     });
 }
 
