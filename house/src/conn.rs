@@ -28,9 +28,8 @@ use crate::error::Error;
 use crate::parse::{parse_request, Parsed};
 use crate::request::{Method, Request, Version};
 use crate::response::Response;
-use crate::route::LagPolicy;
 use crate::sse::Frame;
-use crate::stats::DropReason;
+use crate::stats::{DropReason, LagPolicy};
 
 /// Most slices handed to one `writev`: enough to coalesce a burst of queued events into one
 /// syscall, few enough to build on the stack.

@@ -187,14 +187,14 @@ pub use printable::Printable;
 pub use request::{JsonBodyError, Method, Methods, Params, Request, Version};
 pub use response::{Body, IntoResponse, InvalidHeader, Json, Redirect, Response, Status};
 pub use route::{
-    CatcherFn, Caught, ClosingFn, Ctx, Handler, IntoSubscribe, LagPolicy, Route, RouteError,
-    Routes, StreamFn, Subscribe,
+    CatcherFn, Caught, ClosingFn, Ctx, Handler, IntoSubscribe, Route, RouteError, Routes, StreamFn,
+    Subscribe,
 };
 pub use server::{Handle, Server};
 pub use session::{Session, SessionError};
 pub use sse::{comment, Event, RESET_EVENT, STREAM_EVENT};
 pub use state::States;
-pub use stats::{DropReason, Stats};
+pub use stats::{DropReason, LagPolicy, Stats};
 
 /// Limits and their defaults.
 pub mod limits {

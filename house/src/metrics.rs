@@ -5,8 +5,8 @@ use std::fmt::Write as _;
 use crate::limit::LimitScope;
 use crate::request::Methods;
 use crate::response::{Response, Status};
-use crate::route::{LagPolicy, Route};
-use crate::stats::{DropReason, Stats};
+use crate::route::Route;
+use crate::stats::{DropReason, LagPolicy, Stats};
 
 impl Stats {
     /// The snapshot in the Prometheus text exposition format (version 0.0.4).

@@ -3,7 +3,6 @@
 
 use crate::limit::LimitScope;
 use crate::response::Status;
-use crate::route::LagPolicy;
 
 /// Why a stream subscriber left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +47,58 @@ impl DropReason {
     }
 
     fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// What happens to a stream whose client reads more slowly than its events arrive, so that
+/// bytes pile up in its queue ([`Subscribe::with_lag_policy`]).
+///
+/// Under every policy a stream whose queue would still pass
+/// [`Config::subscriber_queue_cap`](crate::Config::subscriber_queue_cap) is disconnected, and
+/// one whose client takes nothing for [`Config::write_timeout`](crate::Config::write_timeout)
+/// is closed. Each outcome is counted: [`Stats::slow_consumers`](crate::Stats::slow_consumers)
+/// by policy, and the events a stream never got, [`Stats::events_skipped`](crate::Stats::events_skipped)
+/// and [`Stats::events_replaced`](crate::Stats::events_replaced).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LagPolicy {
+    /// Disconnect it once its queue would pass the cap; its client reconnects and resumes with
+    /// `Last-Event-ID` from the channel's history. For logs, where every event counts. The
+    /// default.
+    #[default]
+    Disconnect,
+    /// Past [`Config::lag_threshold`](crate::Config::lag_threshold) queued bytes, skip ahead:
+    /// every queued event not yet started is dropped and the gap signal `event: reset` (see
+    /// [`RESET_EVENT`](crate::RESET_EVENT)) takes their place, once, so its client knows it
+    /// missed events; newer events follow. An event partly written is finished first, so no
+    /// frame is cut. For feeds where fresh events matter more than old ones.
+    DropOldest,
+    /// Keep only the newest event of each channel: an event replaces the one of the same
+    /// channel still waiting unsent in the stream's queue (and goes to the back of it). A
+    /// client that keeps up gets every event the loop writes before the next one arrives; one
+    /// that falls behind gets the newest. For state channels (prices, positions), where only
+    /// the current value matters.
+    Latest,
+}
+
+impl LagPolicy {
+    /// Every policy, in the order of [`Stats::slow_consumers`](crate::Stats::slow_consumers).
+    pub const ALL: [LagPolicy; 3] = [
+        LagPolicy::Disconnect,
+        LagPolicy::DropOldest,
+        LagPolicy::Latest,
+    ];
+
+    /// The policy's label in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            LagPolicy::Disconnect => "disconnect",
+            LagPolicy::DropOldest => "drop_oldest",
+            LagPolicy::Latest => "latest",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }

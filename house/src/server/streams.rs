@@ -17,9 +17,9 @@ use crate::hub::Replay;
 use crate::printable::Printable;
 use crate::request::{Method, Request};
 use crate::response::Status;
-use crate::route::{LagPolicy, Subscribe};
+use crate::route::Subscribe;
 use crate::sse::{reset_event, retry_hint, stream_head, stream_id_event, stream_response, Frame};
-use crate::stats::{DropReason, Stats};
+use crate::stats::{DropReason, LagPolicy, Stats};
 
 impl Server {
     /// Answers `200 text/event-stream`, replays missed events, and subscribes the connection.
