@@ -272,6 +272,7 @@ mod tests {
         assert!(text.contains(
             "house_rate_limited_total{limit=\"session\"} 0\nhouse_rate_limited_total{limit=\"no_session\"} 0\nhouse_rate_limited_total{limit=\"address\"} 3\nhouse_rate_limited_total{limit=\"new_session\"} 0\n"
         ));
-        assert!(text.ends_with("house_heartbeats_total 0\n"));
+        assert!(text.contains("\nhouse_heartbeats_total 0\n"));
+        assert!(text.ends_with("house_offload_jobs_total{outcome=\"panicked\"} 0\n"));
     }
 }
