@@ -52,7 +52,7 @@ impl DropReason {
 }
 
 /// What happens to a stream whose client reads more slowly than its events arrive, so that
-/// bytes pile up in its queue ([`Subscribe::with_lag_policy`]).
+/// bytes pile up in its queue ([`Subscribe::with_lag_policy`](crate::Subscribe::with_lag_policy)).
 ///
 /// Under every policy a stream whose queue would still pass
 /// [`Config::subscriber_queue_cap`](crate::Config::subscriber_queue_cap) is disconnected, and
