@@ -30,10 +30,12 @@
 //! port), `--rate N/SECONDS` (default `5/10`: messages each session may send per window; an
 //! address may send 4 times that over all its sessions),
 //! `--redis URL` (with `--features redis`: several nodes share rooms through Redis; sessions
-//! stay in each node), `--archive PATH` (keep every message in the SQLite file at PATH, created
-//! if missing, kept across restarts; the page loads older messages from it when scrolled to the
-//! top; off by default, so the demo writes no file wherever it is started).
-//! The first line printed is `listening on http://ADDR/index`. Metrics for Prometheus are at
+//! stay in each node), `--archive PATH` (where to keep every message: a SQLite file, created if
+//! missing and kept across restarts, from which the page loads older messages when scrolled to
+//! the top; default [`DEFAULT_ARCHIVE`] in the current directory), `--no-archive` (keep none:
+//! nothing is written, and the page starts each room empty).
+//! The first line printed is `listening on http://ADDR/index`; the second says where the
+//! archive is (`archive: PATH`, or `archive: off`). Metrics for Prometheus are at
 //! `/metrics`; request logs go to stderr at `info` (`RUST_LOG=warn` or `RUST_LOG=debug` to
 //! change that). SIGINT or SIGTERM shuts the server down cleanly.
 
@@ -240,6 +242,17 @@ impl Archive {
     /// Opens (or creates) the archive at `path`; what it holds survives restarts.
     pub(crate) fn open(path: &Path) -> rusqlite::Result<Archive> {
         let db = rusqlite::Connection::open(path)?;
+        // Write-ahead logging, synced at checkpoints rather than on every message: a write
+        // costs microseconds, not a few fsyncs, so the offload workers keep up with a busy
+        // chat. A crash of the process loses nothing; a crash of the machine may lose the last
+        // moments, which a chat's history can spare. Several chats on one file (nodes sharing
+        // Redis, started in one directory) share it safely.
+        let mode: String =
+            db.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            log::warn!("the archive keeps a `{mode}` journal (no WAL here): writes are slower");
+        }
+        db.pragma_update(None, "synchronous", "NORMAL")?;
         db.execute_batch(
             "CREATE TABLE IF NOT EXISTS messages (
                  id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -321,7 +334,7 @@ fn messages(
     if !archive.is_on() {
         return Err(Response::error(
             Status::NOT_FOUND,
-            "the archive is off (start the chat with --archive PATH)",
+            "the archive is off (the chat was started with --no-archive)",
         ));
     }
     let archive = archive.clone();
@@ -432,8 +445,11 @@ pub(crate) fn routes(rate: Rate) -> io::Result<Vec<Route>> {
     Ok(routes)
 }
 
-const USAGE: &str =
-    "usage: chat [--host ADDR] [--port N] [--rate N/SECONDS] [--redis URL] [--archive PATH]
+/// Where the archive is kept without `--archive PATH` (relative: in the current directory).
+const DEFAULT_ARCHIVE: &str = "chat.sqlite3";
+
+const USAGE: &str = "usage: chat [--host ADDR] [--port N] [--rate N/SECONDS] [--redis URL]
+            [--archive PATH | --no-archive]
 
   --host ADDR       address to listen on (default 127.0.0.1)
   --port N          port to listen on (default 4242; 0 picks a free one)
@@ -441,8 +457,10 @@ const USAGE: &str =
                     address may send 4 times that, over all its sessions
   --redis URL       share rooms with other nodes through Redis, e.g. redis://127.0.0.1:6379
                     (needs `--features redis`)
-  --archive PATH    keep every message in the SQLite file PATH (created if missing), for
-                    the page's older messages (default: no archive)";
+  --archive PATH    keep every message in the SQLite file PATH (created if missing, kept
+                    across restarts), for the page's older messages (default chat.sqlite3,
+                    in the current directory)
+  --no-archive      keep no archive: nothing is written, rooms start empty";
 
 /// Where to listen, from the command line.
 #[derive(Debug, PartialEq)]
@@ -451,6 +469,7 @@ struct Options {
     port: u16,
     rate: Rate,
     redis: Option<String>,
+    /// The archive's file; `None` with `--no-archive`.
     archive: Option<std::path::PathBuf>,
 }
 
@@ -461,8 +480,10 @@ impl Options {
             port: 4242,
             rate: Rate::default(),
             redis: None,
-            archive: None,
+            archive: Some(DEFAULT_ARCHIVE.into()),
         };
+        // `--archive PATH` and `--no-archive` together: which one was meant would be a guess.
+        let (mut archive_given, mut no_archive) = (false, false);
         // lexopt takes both `--port 80` and `--port=80`, and stops reading flags after `--`.
         let mut parser = lexopt::Parser::from_args(args);
         while let Some(arg) = parser.next().map_err(|err| err.to_string())? {
@@ -496,10 +517,24 @@ impl Options {
                     })?;
                 }
                 "--redis" => options.redis = Some(value()?),
-                "--archive" => options.archive = Some(value()?.into()),
+                "--archive" => {
+                    let path = value()?;
+                    if path.is_empty() {
+                        return Err("`--archive` needs a file name (or `--no-archive`)".into());
+                    }
+                    options.archive = Some(path.into());
+                    archive_given = true;
+                }
+                "--no-archive" => no_archive = true,
                 "-h" | "--help" => return Err(String::new()),
                 _ => return Err(format!("unknown argument `{flag}`")),
             }
+        }
+        if no_archive {
+            if archive_given {
+                return Err("`--archive` and `--no-archive` contradict each other".into());
+            }
+            options.archive = None;
         }
         Ok(options)
     }
@@ -547,11 +582,16 @@ fn serve(options: &Options) -> io::Result<()> {
             writeln!(out, "{:5} {}", record.level(), record.args())
         })
         .try_init();
-    let server = Server::bind(options.addr(), config(options)?, routes(options.rate)?)?
-        .with_state(archive(options)?);
+    let (archive, archive_path) = archive(options)?;
+    let server =
+        Server::bind(options.addr(), config(options)?, routes(options.rate)?)?.with_state(archive);
     let addr = server.local_addr();
     // Tests read this first line to find the port when started with `--port 0`.
     println!("listening on http://{addr}/index");
+    match archive_path {
+        Some(path) => println!("archive: {} (--no-archive keeps none)", path.display()),
+        None => println!("archive: off"),
+    }
     println!("try: curl -N 'http://{addr}/source?room=x'");
     println!("and: curl 'http://{addr}/send-message?room=x&name=ann&message=hello+there'");
     // A signal asks the loop to stop: it flushes what is queued, closes streams, and returns.
@@ -591,13 +631,16 @@ fn config(options: &Options) -> io::Result<Config> {
     }
 }
 
-/// The archive `--archive` names, or none.
-fn archive(options: &Options) -> io::Result<Archive> {
-    match &options.archive {
-        None => Ok(Archive::off()),
-        Some(path) => Archive::open(path)
-            .map_err(|err| io::Error::other(format!("the archive `{}`: {err}", path.display()))),
-    }
+/// The archive at `options.archive` (opened or created), with its full path to show; or none.
+fn archive(options: &Options) -> io::Result<(Archive, Option<std::path::PathBuf>)> {
+    let Some(path) = &options.archive else {
+        return Ok((Archive::off(), None));
+    };
+    let archive = Archive::open(path)
+        .map_err(|err| io::Error::other(format!("the archive `{}`: {err}", path.display())))?;
+    // `chat.sqlite3` alone does not say which directory the chat was started in.
+    let shown = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+    Ok((archive, Some(shown)))
 }
 
 #[cfg(test)]
@@ -638,11 +681,6 @@ mod tests {
                 "{bad}"
             );
         }
-        assert_eq!(parse(&[]).unwrap().archive, None);
-        assert_eq!(
-            parse(&["--archive", "chat.sqlite3"]).unwrap().archive,
-            Some("chat.sqlite3".into())
-        );
         assert_eq!(parse(&["--port"]).unwrap_err(), "`--port` needs a value");
         assert_eq!(
             parse(&["--port", "http"]).unwrap_err(),
@@ -659,5 +697,64 @@ mod tests {
         // A flag's value may start with a dash; a flag without its value is an error.
         assert_eq!(parse(&["--host", "-"]).unwrap().host, "-");
         assert!(parse(&["--port=1", "--redis"]).is_err_and(|why| why.contains("--redis")));
+    }
+
+    #[test]
+    fn the_archive_is_on_by_default_and_can_be_moved_or_turned_off() {
+        assert_eq!(parse(&[]).unwrap().archive, Some(DEFAULT_ARCHIVE.into()));
+        assert_eq!(DEFAULT_ARCHIVE, "chat.sqlite3");
+        assert_eq!(
+            parse(&["--archive", "/tmp/x.db"]).unwrap().archive,
+            Some("/tmp/x.db".into())
+        );
+        assert_eq!(
+            parse(&["--archive=rooms.sqlite3", "--port", "0"])
+                .unwrap()
+                .archive,
+            Some("rooms.sqlite3".into())
+        );
+        // The last `--archive` names the file, as the last `--port` names the port.
+        assert_eq!(
+            parse(&["--archive", "a.db", "--archive", "b.db"])
+                .unwrap()
+                .archive,
+            Some("b.db".into())
+        );
+        assert_eq!(parse(&["--no-archive"]).unwrap().archive, None);
+        assert_eq!(
+            parse(&["--port", "0", "--no-archive", "--rate", "9/1"])
+                .unwrap()
+                .archive,
+            None
+        );
+        for contradiction in [
+            &["--archive", "a.db", "--no-archive"][..],
+            &["--no-archive", "--archive", "a.db"],
+            &["--no-archive", "--archive", DEFAULT_ARCHIVE],
+        ] {
+            assert_eq!(
+                parse(contradiction).unwrap_err(),
+                "`--archive` and `--no-archive` contradict each other",
+                "{contradiction:?}"
+            );
+        }
+        assert_eq!(
+            parse(&["--archive"]).unwrap_err(),
+            "`--archive` needs a value"
+        );
+        assert_eq!(
+            parse(&["--archive="]).unwrap_err(),
+            "`--archive` needs a file name (or `--no-archive`)"
+        );
+        // `--no-archive` takes no value.
+        assert!(parse(&["--no-archive=yes"]).is_err_and(|why| why.contains("--no-archive")));
+        assert_eq!(
+            parse(&["--no-archives"]).unwrap_err(),
+            "unknown argument `--no-archives`"
+        );
+        // Every flag is in the help text, and the default is named there.
+        for flag in ["--archive PATH", "--no-archive", DEFAULT_ARCHIVE] {
+            assert!(USAGE.contains(flag), "{flag}");
+        }
     }
 }

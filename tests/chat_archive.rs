@@ -6,41 +6,8 @@
 
 mod chat_support;
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use chat_support::{app, get, spawn_chat, spawn_chat_archived, subscribe, Chat};
+use chat_support::{get, spawn_chat, spawn_chat_in, subscribe, Chat, TempDir};
 use serde_json::{json, Value};
-
-/// A fresh directory for one test's database, removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        let dir = std::env::temp_dir().join(format!("house-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn db(&self) -> PathBuf {
-        self.0.join("chat.sqlite3")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn archived_chat(dir: &TempDir) -> Chat {
-    let rate = app::Rate {
-        messages: 1000,
-        per: Duration::from_secs(1),
-    };
-    spawn_chat_archived(rate, app::Archive::open(&dir.db()).unwrap())
-}
 
 fn send(chat: &Chat, room: &str, message: &str) {
     let sent = get(
@@ -79,7 +46,7 @@ fn texts(messages: &[(i64, String)]) -> Vec<&str> {
 #[test]
 fn messages_are_archived_and_paged_newest_first() {
     let dir = TempDir::new("archive-pages");
-    let chat = archived_chat(&dir);
+    let chat = spawn_chat_in(&dir);
     let mut live = subscribe(chat.addr, "/source?room=a");
     for n in 1..=5 {
         send(&chat, "a", &format!("message+{n}"));
@@ -129,12 +96,12 @@ fn messages_are_archived_and_paged_newest_first() {
 fn a_restart_keeps_the_archive() {
     let dir = TempDir::new("archive-restart");
     let first_id = {
-        let chat = archived_chat(&dir);
+        let chat = spawn_chat_in(&dir);
         send(&chat, "r", "before+restart");
         let (messages, _) = page(&chat, "/rooms/r/messages");
         messages[0].0
     };
-    let chat = archived_chat(&dir);
+    let chat = spawn_chat_in(&dir);
     send(&chat, "r", "after+restart");
     let (messages, _) = page(&chat, "/rooms/r/messages");
     assert_eq!(texts(&messages), ["after restart", "before restart"]);
@@ -145,7 +112,7 @@ fn a_restart_keeps_the_archive() {
 #[test]
 fn bad_paging_parameters_answer_400_naming_the_parameter() {
     let dir = TempDir::new("archive-bad");
-    let chat = archived_chat(&dir);
+    let chat = spawn_chat_in(&dir);
     send(&chat, "x", "hello+there");
     for (target, parameter) in [
         ("/rooms/x/messages?before=0", "before"),
@@ -184,5 +151,9 @@ fn without_an_archive_paging_is_404_and_sending_works() {
     send(&chat, "x", "hello+there");
     let response = get(chat.addr, "/rooms/x/messages", &[]);
     assert_eq!(response.status(), 404, "{}", response.text());
-    assert!(response.text().contains("--archive"), "{}", response.text());
+    assert!(
+        response.text().contains("--no-archive"),
+        "{}",
+        response.text()
+    );
 }

@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -55,6 +56,40 @@ pub(crate) fn spawn_chat_archived(rate: app::Rate, archive: app::Archive) -> Cha
         handle,
         thread: Some(thread),
     }
+}
+
+/// A fresh directory for one test's archive, removed when dropped.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    /// `house-NAME-PID` in the system's temp dir, emptied first.
+    pub(crate) fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("house-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+
+    /// The archive's file in it.
+    pub(crate) fn db(&self) -> PathBuf {
+        self.0.join("chat.sqlite3")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Starts the chat app with a high send rate and its archive in `dir` (the file is created if
+/// missing, so a second call on the same `dir` is a restart).
+pub(crate) fn spawn_chat_in(dir: &TempDir) -> Chat {
+    let rate = app::Rate {
+        messages: 1000,
+        per: Duration::from_secs(1),
+    };
+    spawn_chat_archived(rate, app::Archive::open(&dir.db()).unwrap())
 }
 
 impl Drop for Chat {
