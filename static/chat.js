@@ -81,7 +81,12 @@
       return;
     }
     if (chat?.room === room && typeof chat.name === "string" && typeof chat.message === "string") {
-      if (event.lastEventId) shownIds.add(event.lastEventId);
+      // A message published just as the room was entered may come in the archive's first page
+      // before it comes live: show it once.
+      if (event.lastEventId) {
+        if (shownIds.has(event.lastEventId)) return;
+        shownIds.add(event.lastEventId);
+      }
       addMessage(chat.name, chat.message);
     }
   });
@@ -170,42 +175,49 @@
 
   // Older messages ---------------------------------------------------------------
 
-  // With the chat's archive on (`--archive PATH`), entering a room shows its latest messages
-  // and scrolling to the top loads the ones before, a page at a time (newest first from
-  // `/rooms/NAME/messages`). A message seen live is shown once: the archive names its event id.
-  // Without an archive the server answers 404 and the room starts empty, as it always did.
+  // With the chat's archive on (the default; `--no-archive` turns it off), entering a room
+  // shows its latest messages and scrolling to the top loads the ones before, a page at a time
+  // (newest first from `/rooms/NAME/messages`). A message seen live is shown once: the archive
+  // names its event id. Without an archive the server answers 404 and the room starts empty.
   const PAGE = 50;
   const shownIds = new Set();
   let oldestId = null; // the archive id of the oldest message shown
   let archiveDone = false; // no archive, or nothing older
   let loading = false;
+  // Bumped on every room change, so an answer asked for before it is dropped and does not hold
+  // up the new room's first page (switching a → b → a quickly included).
+  let generation = 0;
 
   function resetArchive() {
     shownIds.clear();
     oldestId = null;
     archiveDone = false;
+    loading = false;
+    generation += 1;
   }
 
   async function loadOlder(forRoom) {
     if (loading || archiveDone || forRoom !== room) return;
     loading = true;
+    const asked = generation;
     try {
       const query = new URLSearchParams({ limit: PAGE });
       if (oldestId !== null) query.set("before", oldestId);
       const response = await fetch(`${roomUrl(forRoom, "messages")}?${query}`);
-      if (forRoom !== room) return;
+      if (asked !== generation) return;
       if (!response.ok) {
         archiveDone = true;
         return;
       }
       const page = await response.json();
+      if (asked !== generation) return;
       const messages = Array.isArray(page?.messages) ? page.messages : [];
       if (messages.length < PAGE) archiveDone = true;
       prependArchived(messages);
     } catch {
       // Offline for a moment: the next scroll to the top asks again.
     } finally {
-      loading = false;
+      if (asked === generation) loading = false;
     }
   }
 
@@ -222,6 +234,8 @@
     }
     if (list.children.length) $("empty").hidden = true;
     feed.scrollTop = firstLoad ? feed.scrollHeight : feed.scrollHeight - before;
+    // A page that does not fill a tall window cannot be scrolled to ask for the next one.
+    if (!archiveDone && feed.scrollHeight <= feed.clientHeight) setTimeout(() => loadOlder(room));
   }
 
   feed.addEventListener("scroll", () => {
