@@ -21,7 +21,8 @@
 //! mark on a server of 4 MB, which 5% alone cannot tell from a leak).
 //!
 //! The chat is started with `--rate 1000000000/1`, the same flag `examples/compare.rs` uses to
-//! lift its per-session send limit for benchmarks. Loopback only; every loop is bounded by a
+//! lift its per-session send limit for benchmarks, and `--no-archive` (no SQLite file is
+//! written). Loopback only; every loop is bounded by a
 //! count or by the run's deadline.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -194,7 +195,9 @@ fn start_chat(opts: &Options) -> io::Result<(Child, SocketAddr)> {
         None => std::env::current_exe()?.with_file_name("chat"),
     };
     let mut child = Command::new(&path)
-        .args(["--port", "0", "--rate", CHAT_RATE])
+        // No archive: a soak measures the server's memory, and would leave a growing
+        // chat.sqlite3 wherever it runs (the repository, in CI).
+        .args(["--port", "0", "--rate", CHAT_RATE, "--no-archive"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
