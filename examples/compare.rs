@@ -244,8 +244,9 @@ impl Setup {
                 c.args(["--port", &HOUSE_PORT.to_string()]);
                 if example == "chat" {
                     // The chat limits sending per session (5 per 10 s by default); the loadgen
-                    // is one client publishing thousands.
-                    c.args(["--rate", CHAT_RATE]);
+                    // is one client publishing thousands. No archive: the peers keep none, and
+                    // it would be a file in the repository.
+                    c.args(["--rate", CHAT_RATE, "--no-archive"]);
                 }
                 c
             }
