@@ -32,12 +32,12 @@
 //! `--redis URL` (with `--features redis`: several nodes share rooms through Redis; sessions
 //! stay in each node), `--archive PATH` (where to keep every message: a SQLite file, created if
 //! missing and kept across restarts, from which the page loads older messages when scrolled to
-//! the top; default [`DEFAULT_ARCHIVE`] in the current directory), `--no-archive` (keep none:
+//! the top; default `chat.sqlite3` in the current directory), `--no-archive` (keep none:
 //! nothing is written, and the page starts each room empty).
 //! The first line printed is `listening on http://ADDR/index`; the second says where the
-//! archive is (`archive: PATH`, or `archive: off`). Metrics for Prometheus are at
-//! `/metrics`; request logs go to stderr at `info` (`RUST_LOG=warn` or `RUST_LOG=debug` to
-//! change that). SIGINT or SIGTERM shuts the server down cleanly.
+//! archive is (`archive: /full/path/chat.sqlite3 …`, or `archive: off`). Metrics for
+//! Prometheus are at `/metrics`; request logs go to stderr at `info` (`RUST_LOG=warn` or
+//! `RUST_LOG=debug` to change that). SIGINT or SIGTERM shuts the server down cleanly.
 
 use std::io;
 use std::path::Path;
@@ -582,9 +582,10 @@ fn serve(options: &Options) -> io::Result<()> {
             writeln!(out, "{:5} {}", record.level(), record.args())
         })
         .try_init();
+    let server = Server::bind(options.addr(), config(options)?, routes(options.rate)?)?;
+    // Opened once the port is ours, so a chat that cannot listen leaves no new file behind.
     let (archive, archive_path) = archive(options)?;
-    let server =
-        Server::bind(options.addr(), config(options)?, routes(options.rate)?)?.with_state(archive);
+    let server = server.with_state(archive);
     let addr = server.local_addr();
     // Tests read this first line to find the port when started with `--port 0`.
     println!("listening on http://{addr}/index");
