@@ -1,14 +1,15 @@
 //! `cargo run --release --example compare -- --runs 3`
 //!
-//! Runs the same workloads against house, nginx+nchan (1 worker) and the axum reference
-//! (tokio current_thread), in turn, several times, and writes the medians to
-//! `docs/bench/results.md` (a table with ratios against the better peer), `docs/bench/chart.svg`
+//! Runs the same workloads against house, nginx+nchan (1 worker), the axum reference (tokio
+//! current_thread) and the featureless server (`examples/ceiling.rs`, the practical ceiling), in
+//! turn, several times, and writes the medians to `docs/bench/results.md` (a table with ratios
+//! against the better peer and against the ceiling), `docs/bench/chart.svg`
 //! and every run's raw figures to `docs/bench/runs.jsonl`.
 //!
 //! Run it from the repository root, with `../shared/peers/` beside the repository. It:
-//! - builds `examples/loadgen.rs` and house's servers in release mode: `examples/chat.rs` for
-//!   the SSE workloads (`--house-example NAME` picks another), and `examples/bench_server.rs`
-//!   for the small-response workload, since the chat has no `/hello`;
+//! - builds `examples/loadgen.rs`, `examples/ceiling.rs` and house's servers in release mode:
+//!   `examples/chat.rs` for the SSE workloads (`--house-example NAME` picks another), and
+//!   `examples/bench_server.rs` for the small-response workload, since the chat has no `/hello`;
 //! - installs `nginx-light libnginx-mod-nchan wrk` with apt-get when they are missing, renders
 //!   `../shared/peers/nchan/nginx.conf.tmpl` with one worker into `target/bench/nchan/`;
 //! - builds `../shared/peers/axum-chat` with its own target dir (outside the repository:
@@ -16,7 +17,7 @@
 //! - starts each server fresh for each workload, so memory figures start from the same state,
 //!   and stops it (SIGTERM, then SIGKILL) afterwards.
 //!
-//! Flags: `--runs N` (3), `--servers house,nchan,axum`, `--workloads fanout-1k,fanout-10k,
+//! Flags: `--runs N` (3), `--servers house,ceiling,nchan,axum`, `--workloads fanout-1k,fanout-10k,
 //! idle-10k,hello,flat-1k,pipelined-1k,broadcast-19k` (all), `--quick` (10x fewer subscribers,
 //! 5x fewer messages, one run: a smoke test, not a measurement), `--out DIR` (`docs/bench`),
 //! `--wait-load SECS` (wait up to SECS for the 1-minute load average to fall below 1.0 first).
@@ -38,6 +39,7 @@ use serde_json::Value;
 const HOUSE_PORT: u16 = 4500;
 const NCHAN_PORT: u16 = 4300;
 const AXUM_PORT: u16 = 4400;
+const CEILING_PORT: u16 = 4600;
 
 /// The chat example's `--rate` for benchmarks: effectively unlimited sending.
 const CHAT_RATE: &str = "1000000000/1";
@@ -55,7 +57,7 @@ const USAGE: &str = "usage: compare [--runs N] [--servers LIST] [--workloads LIS
         [--out DIR] [--house-example NAME] [--axum-target DIR] [--wait-load SECS]
 
   --runs N              runs of each workload; the medians are reported (default 3, 1 with --quick)
-  --servers LIST        some of house,nchan,axum (default all)
+  --servers LIST        some of house,ceiling,nchan,axum (default all)
   --workloads LIST      some of fanout-1k,fanout-10k,idle-10k,hello,flat-1k,pipelined-1k,
                         broadcast-19k (default all)
   --quick               10x fewer subscribers, 5x fewer messages, one run: a smoke test
@@ -100,7 +102,7 @@ struct Options {
 fn parse_options() -> Result<Options, String> {
     let mut opts = Options {
         runs: 3,
-        servers: vec![Kind::House, Kind::Nchan, Kind::Axum],
+        servers: vec![Kind::House, Kind::Ceiling, Kind::Nchan, Kind::Axum],
         workloads: Workload::ALL.to_vec(),
         quick: false,
         out: PathBuf::from("docs/bench"),
@@ -167,6 +169,8 @@ fn parse_options() -> Result<Options, String> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     House,
+    /// `examples/ceiling.rs`: not a peer but the limit, so it is kept out of "best peer".
+    Ceiling,
     Nchan,
     Axum,
 }
@@ -175,6 +179,7 @@ impl Kind {
     fn from_name(name: &str) -> Option<Kind> {
         match name {
             "house" => Some(Kind::House),
+            "ceiling" => Some(Kind::Ceiling),
             "nchan" => Some(Kind::Nchan),
             "axum" => Some(Kind::Axum),
             _ => None,
@@ -184,6 +189,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::House => "house",
+            Kind::Ceiling => "ceiling",
             Kind::Nchan => "nchan",
             Kind::Axum => "axum",
         }
@@ -192,6 +198,7 @@ impl Kind {
     fn port(self) -> u16 {
         match self {
             Kind::House => HOUSE_PORT,
+            Kind::Ceiling => CEILING_PORT,
             Kind::Nchan => NCHAN_PORT,
             Kind::Axum => AXUM_PORT,
         }
@@ -201,7 +208,7 @@ impl Kind {
     fn publish(self) -> &'static str {
         match self {
             Kind::Nchan => "post",
-            Kind::House | Kind::Axum => "get",
+            Kind::House | Kind::Ceiling | Kind::Axum => "get",
         }
     }
 }
@@ -248,6 +255,11 @@ impl Setup {
                     // it would be a file in the repository.
                     c.args(["--rate", CHAT_RATE, "--no-archive"]);
                 }
+                c
+            }
+            Kind::Ceiling => {
+                let mut c = Command::new(self.bin_dir.join("ceiling"));
+                c.args(["--port", &CEILING_PORT.to_string()]);
                 c
             }
             Kind::Nchan => {
@@ -616,7 +628,7 @@ fn run(opts: &Options) -> Result<(), String> {
         }
     });
     step(&format!(
-        "building loadgen, {house_example} and bench_server (release)"
+        "building loadgen, ceiling, {house_example} and bench_server (release)"
     ));
     let status = Command::new("cargo")
         .current_dir(&root)
@@ -625,6 +637,8 @@ fn run(opts: &Options) -> Result<(), String> {
             "--release",
             "--example",
             "loadgen",
+            "--example",
+            "ceiling",
             "--example",
             &house_example,
             "--example",
@@ -1079,7 +1093,7 @@ impl Row {
         let peers = servers
             .iter()
             .zip(&self.medians)
-            .filter(|(k, _)| **k != Kind::House)
+            .filter(|(k, _)| !matches!(**k, Kind::House | Kind::Ceiling))
             .filter_map(|(k, m)| m.map(|m| (*k, m)));
         match self.better {
             Better::Higher => peers.max_by(|a, b| a.1.total_cmp(&b.1)),
@@ -1088,9 +1102,13 @@ impl Row {
     }
 
     fn house(&self, servers: &[Kind]) -> Option<f64> {
+        self.median_of(Kind::House, servers)
+    }
+
+    fn median_of(&self, kind: Kind, servers: &[Kind]) -> Option<f64> {
         servers
             .iter()
-            .position(|k| *k == Kind::House)
+            .position(|k| *k == kind)
             .and_then(|i| self.medians[i])
     }
 }
@@ -1139,10 +1157,14 @@ fn markdown_table(rows: &[Row], servers: &[Kind]) -> String {
     let names: Vec<&str> = servers.iter().map(|k| k.name()).collect();
     let _ = writeln!(
         out,
-        "| workload | metric | {} | house ÷ best peer | target |",
+        "| workload | metric | {} | house ÷ best peer | house ÷ ceiling | target |",
         names.join(" | ")
     );
-    let _ = writeln!(out, "|---|---|{}---:|---|", "---:|".repeat(servers.len()));
+    let _ = writeln!(
+        out,
+        "|---|---|{}---:|---:|---|",
+        "---:|".repeat(servers.len())
+    );
     for row in rows {
         let cells: Vec<String> = row
             .medians
@@ -1155,9 +1177,13 @@ fn markdown_table(rows: &[Row], servers: &[Kind]) -> String {
             }
             _ => "–".into(),
         };
+        let to_ceiling = match (row.house(servers), row.median_of(Kind::Ceiling, servers)) {
+            (Some(h), Some(c)) if c != 0.0 => format!("{:.2}", h / c),
+            _ => "–".into(),
+        };
         let _ = writeln!(
             out,
-            "| {} | {} ({} is better) | {} | {} | {} |",
+            "| {} | {} ({} is better) | {} | {} | {} | {} |",
             row.workload.name(),
             row.metric,
             if row.better == Better::Higher {
@@ -1167,6 +1193,7 @@ fn markdown_table(rows: &[Row], servers: &[Kind]) -> String {
             },
             cells.join(" | "),
             ratio,
+            to_ceiling,
             if row.target.is_empty() {
                 "–"
             } else {
@@ -1189,7 +1216,10 @@ struct Context {
 
 fn markdown(rows: &[Row], ctx: &Context, results: &[Value]) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# House vs nginx+nchan vs axum\n");
+    let _ = writeln!(
+        out,
+        "# House vs nginx+nchan vs axum, beside the featureless server\n"
+    );
     let _ = writeln!(
         out,
         "Written by `cargo run --release --example compare -- {}` (examples/compare.rs). \
@@ -1208,7 +1238,8 @@ fn markdown(rows: &[Row], ctx: &Context, results: &[Value]) -> String {
         out,
         "- house: `examples/{}.rs` (for `hello`: `examples/bench_server.rs`, which has `/hello`); \
          nchan: nginx with 1 worker, config from `../shared/peers/nchan/`; \
-         axum: `../shared/peers/axum-chat --runtime current`",
+         axum: `../shared/peers/axum-chat --runtime current`; \
+         ceiling: `examples/ceiling.rs` (the featureless single-threaded mio server, Nagle off)",
         ctx.house_example
     );
     if ctx.opts.quick {
@@ -1230,8 +1261,9 @@ fn markdown(rows: &[Row], ctx: &Context, results: &[Value]) -> String {
     out.push_str(&markdown_table(rows, &ctx.servers));
     let _ = writeln!(
         out,
-        "\nRatios are house's median over the better peer's median; for lower-is-better rows a \
-         ratio below 1 favours house. Server CPU is utime + stime of the server process (nginx: \
+        "\nRatios are house's median over the better peer's median (nchan, axum), and over the \
+         featureless server's (the ceiling, not a peer); for lower-is-better rows a ratio below 1 \
+         favours house. Server CPU is utime + stime of the server process (nginx: \
          its worker) from /proc over the run; RSS per connection is the growth of VmRSS while \
          the idle connections are opened, divided by their number.\n"
     );
@@ -1265,6 +1297,7 @@ fn svg(rows: &[Row], servers: &[Kind], ctx: &Context) -> String {
     const PANEL_GAP: f64 = 12.0;
     let colour = |kind: Kind| match kind {
         Kind::House => "#d9480f",
+        Kind::Ceiling => "#868e96",
         Kind::Nchan => "#1971c2",
         Kind::Axum => "#2f9e44",
     };
@@ -1282,7 +1315,7 @@ fn svg(rows: &[Row], servers: &[Kind], ctx: &Context) -> String {
     let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         out,
-        r#"<text x="10" y="22" font-size="16" font-weight="bold">house vs nginx+nchan vs axum (medians of {} run(s){})</text>"#,
+        r#"<text x="10" y="22" font-size="16" font-weight="bold">house vs nginx+nchan vs axum vs the featureless server (medians of {} run(s){})</text>"#,
         ctx.opts.runs,
         if ctx.opts.quick { ", --quick" } else { "" }
     );
