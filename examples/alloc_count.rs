@@ -88,7 +88,9 @@ fn main() -> io::Result<()> {
         .recv_timeout(Duration::from_secs(10))
         .map_err(|_| io::Error::other("the server did not start"))?;
 
-    println!("allocations per request, {requests} keep-alive requests each, after {WARM_UP} to warm up:");
+    println!(
+        "allocations per request, {requests} keep-alive requests each, after {WARM_UP} to warm up:"
+    );
     for (name, request, ends) in CASES {
         let mut client = TcpStream::connect(addr)?;
         client.set_nodelay(true)?;
@@ -121,7 +123,10 @@ fn exchange(client: &mut TcpStream, request: &[u8], ends: &[u8], buf: &mut [u8])
     loop {
         let n = client.read(&mut buf[filled..])?;
         if n == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "server closed",
+            ));
         }
         filled += n;
         if buf[..filled].ends_with(ends) {

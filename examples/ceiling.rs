@@ -93,7 +93,10 @@ fn main() -> io::Result<()> {
     let mut poll = Poll::new()?;
     poll.registry()
         .register(&mut server.listener, LISTENER, Interest::READABLE)?;
-    eprintln!("ceiling: listening on {addr} (nagle {})", if nagle { "on" } else { "off" });
+    eprintln!(
+        "ceiling: listening on {addr} (nagle {})",
+        if nagle { "on" } else { "off" }
+    );
     let mut events = Events::with_capacity(1024);
     loop {
         if let Err(err) = poll.poll(&mut events, None) {
@@ -227,7 +230,10 @@ impl Server {
         let line = head.split(|&b| b == b'\r').next().unwrap_or(b"");
         let mut parts = line.split(|&b| b == b' ');
         let (Some(b"GET"), Some(target)) = (parts.next(), parts.next()) else {
-            return self.send(slot, b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n");
+            return self.send(
+                slot,
+                b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n",
+            );
         };
         let (path, query) = match target.iter().position(|&b| b == b'?') {
             Some(q) => (&target[..q], &target[q + 1..]),

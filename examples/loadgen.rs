@@ -413,10 +413,7 @@ fn run(opts: &Options) -> io::Result<Report> {
     obj.insert("messages".into(), opts.messages.into());
     obj.insert("rate".into(), opts.rate.into());
     obj.insert("inflight".into(), opts.inflight.into());
-    obj.insert(
-        "settle_us".into(),
-        (opts.settle.as_micros() as u64).into(),
-    );
+    obj.insert("settle_us".into(), (opts.settle.as_micros() as u64).into());
     obj.insert("timed_out".into(), timed_out.into());
     obj.insert("published".into(), published.into());
     obj.insert("publish_errors".into(), publish_errors.into());
@@ -817,7 +814,14 @@ fn on_body(
             return;
         };
         sub.pending.extend_from_slice(&data[..nl]);
-        on_line(&sub.pending, &mut sub.seen, &mut sub.last_seq, now_ns, nonce, stats);
+        on_line(
+            &sub.pending,
+            &mut sub.seen,
+            &mut sub.last_seq,
+            now_ns,
+            nonce,
+            stats,
+        );
         sub.pending.clear();
         data = &data[nl + 1..];
     }

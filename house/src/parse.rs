@@ -4,7 +4,7 @@
 use percent_encoding::percent_decode;
 
 use crate::error::Error;
-use crate::request::{media_type, Method, Params, Request, Version};
+use crate::request::{media_type, Headers, Method, Params, Request, Version};
 
 /// The outcome of parsing the bytes received so far.
 #[derive(Debug)]
@@ -120,28 +120,40 @@ pub fn parse_request(buf: &[u8], max_size: usize, max_headers: usize) -> Result<
     let mut params = Params::new();
     decode_form_into(query.as_bytes(), &mut params)?;
     let body = &buf[head_len..len];
-    let mut headers: Vec<(String, Vec<u8>)> = head
+    // An absolute target's authority replaces any `Host` header (RFC 9112 3.2.2).
+    let kept =
+        |h: &&httparse::Header<'_>| authority.is_none() || !h.name.eq_ignore_ascii_case("host");
+    let text: usize = head
         .headers
         .iter()
-        .map(|h| (h.name.to_ascii_lowercase(), h.value.to_vec()))
-        .collect();
-    if let Some(authority) = authority {
-        // An absolute target's authority replaces any `Host` header (RFC 9112 3.2.2).
-        headers.retain(|(name, _)| name != "host");
-        headers.push(("host".to_owned(), authority.as_bytes().to_vec()));
+        .map(|h| h.name.len() + h.value.len())
+        .sum();
+    let extra = authority.map_or(0, |a| "host".len() + a.len());
+    let mut headers = Headers::with_capacity(head.headers.len() + 1, text + extra);
+    for header in head.headers.iter().filter(kept) {
+        headers.push(header.name, header.value);
     }
-    let is_form = headers.iter().any(|(name, value)| {
-        name == "content-type"
-            && std::str::from_utf8(value).is_ok_and(|ct| {
+    if let Some(authority) = authority {
+        headers.push("host", authority.as_bytes());
+    }
+    let is_form = head.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("content-type")
+            && std::str::from_utf8(h.value).is_ok_and(|ct| {
                 media_type(ct).eq_ignore_ascii_case("application/x-www-form-urlencoded")
             })
     });
     if is_form {
         decode_form_into(body, &mut params)?;
     }
+    let method = Method::from_token(method_token);
     let request = Request {
-        method: Method::from_token(method_token),
-        method_token: method_token.to_owned(),
+        method,
+        // Only a method `Method` does not name is kept as sent (see `Request::method_token`).
+        method_token: if method == Method::Other {
+            method_token.to_owned()
+        } else {
+            String::new()
+        },
         path,
         raw_path,
         query: query.to_owned(),

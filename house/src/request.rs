@@ -214,6 +214,56 @@ impl Params {
     }
 }
 
+/// A request's headers in one buffer, each as `name length (u32 LE) · value length (u32 LE) ·
+/// lower-cased name · value`: one allocation per request whatever the header count, where a
+/// `Vec<(String, Vec<u8>)>` took two per header and one more for the list.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Headers {
+    bytes: Vec<u8>,
+}
+
+/// The length prefixes before each header's name and value.
+const HEADER_PREFIX: usize = 8;
+
+impl Headers {
+    /// Room for headers whose names and values total `text` bytes, `count` of them.
+    pub(crate) fn with_capacity(count: usize, text: usize) -> Headers {
+        Headers {
+            bytes: Vec::with_capacity(count * HEADER_PREFIX + text),
+        }
+    }
+
+    /// Appends a header; the name is stored lower-cased.
+    pub(crate) fn push(&mut self, name: &str, value: &[u8]) {
+        // A head is bounded by the request size limit, far below 4 GiB.
+        let len = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+        self.bytes.extend_from_slice(&len(name.len()));
+        self.bytes.extend_from_slice(&len(value.len()));
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(name.as_bytes());
+        self.bytes[at..].make_ascii_lowercase();
+        self.bytes.extend_from_slice(value);
+    }
+
+    /// Every `(name, value)`, in order.
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let mut rest = self.bytes.as_slice();
+        std::iter::from_fn(move || {
+            let (prefix, tail) = rest.split_at_checked(HEADER_PREFIX)?;
+            let len = |b: &[u8]| {
+                b.try_into()
+                    .map_or(0, |b: [u8; 4]| u32::from_le_bytes(b) as usize)
+            };
+            let (name_len, value_len) = (len(&prefix[..4]), len(&prefix[4..]));
+            let (name, tail) = tail.split_at_checked(name_len)?;
+            let (value, tail) = tail.split_at_checked(value_len)?;
+            rest = tail;
+            // Names come from `&str`s, and a whole ASCII-lower-cased `&str` stays UTF-8.
+            Some((std::str::from_utf8(name).unwrap_or_default(), value))
+        })
+    }
+}
+
 /// A request as handlers see it.
 ///
 /// # Examples
@@ -232,6 +282,8 @@ impl Params {
 #[derive(Debug, Clone)]
 pub struct Request {
     pub(crate) method: Method,
+    /// The method as sent, kept only for a method [`Method`] does not name (empty otherwise,
+    /// so the common request allocates nothing for it).
     pub(crate) method_token: String,
     pub(crate) path: String,
     /// The path as sent, still percent-encoded; `None` when it equals `path` (no `%` in it),
@@ -239,7 +291,7 @@ pub struct Request {
     pub(crate) raw_path: Option<String>,
     pub(crate) query: String,
     pub(crate) version: Version,
-    pub(crate) headers: Vec<(String, Vec<u8>)>,
+    pub(crate) headers: Headers,
     pub(crate) params: Params,
     /// The path's `{name}` and `{*rest}` parameters, filled by the router.
     pub(crate) path_params: Params,
@@ -252,12 +304,12 @@ impl Request {
     pub fn new(method: Method, path: impl Into<String>) -> Request {
         Request {
             method,
-            method_token: method.as_str().to_owned(),
+            method_token: String::new(),
             path: path.into(),
             raw_path: None,
             query: String::new(),
             version: Version::Http11,
-            headers: Vec::new(),
+            headers: Headers::default(),
             params: Params::new(),
             path_params: Params::new(),
             body: Vec::new(),
@@ -280,7 +332,7 @@ impl Request {
 
     /// Adds a header (for requests built by hand).
     pub fn with_header(mut self, name: &str, value: impl Into<Vec<u8>>) -> Request {
-        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self.headers.push(name, &value.into());
         self
     }
 
@@ -297,7 +349,11 @@ impl Request {
 
     /// The method exactly as the client sent it.
     pub fn method_token(&self) -> &str {
-        &self.method_token
+        if self.method_token.is_empty() {
+            self.method.as_str()
+        } else {
+            &self.method_token
+        }
     }
 
     /// The percent-decoded path, without the query string.
@@ -352,12 +408,12 @@ impl Request {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_slice())
+            .map(|(_, v)| v)
     }
 
     /// All headers, names lower-cased, in order.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.headers.iter().map(|(n, v)| (n.as_str(), v.as_slice()))
+        self.headers.iter()
     }
 
     /// The decoded parameters from the query string and form body.
