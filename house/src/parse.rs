@@ -365,6 +365,21 @@ mod tests {
         options_asterisk, b"OPTIONS * HTTP/1.1\r\n\r\n", |req, len, keep| {
             assert_eq!((req.method(), req.path()), (Method::Options, "*"));
         }
+        headers_all_kept_in_order, b"GET / HTTP/1.1\r\nA: 1\r\nEmpty:\r\nB-Long-Name: x y\r\na: 2\r\n\r\n", |req, len, keep| {
+            let all: Vec<(&str, &[u8])> = req.headers().collect();
+            assert_eq!(all, [("a", &b"1"[..]), ("empty", b""), ("b-long-name", b"x y"), ("a", b"2")]);
+            assert_eq!((req.header("A"), req.header("empty")), (Some("1"), Some("")));
+            assert_eq!(req.header("missing"), None);
+        }
+        absolute_target_drops_every_host_header, b"GET http://h/ HTTP/1.1\r\nHost: a\r\nX: 1\r\nhost: b\r\n\r\n", |req, len, keep| {
+            let all: Vec<(&str, &[u8])> = req.headers().collect();
+            assert_eq!(all, [("x", &b"1"[..]), ("host", b"h")]);
+        }
+        method_token_known_and_other, b"PATCH / HTTP/1.1\r\n\r\n", |req, len, keep| {
+            assert_eq!((req.method(), req.method_token()), (Method::Patch, "PATCH"));
+            let (other, _, _) = complete(b"BREW / HTTP/1.1\r\n\r\n");
+            assert_eq!((other.method(), other.method_token()), (Method::Other, "BREW"));
+        }
         headers_lowercased, b"GET / HTTP/1.1\r\nX-Thing: V\r\n\r\n", |req, len, keep| {
             assert_eq!(req.header("x-thing"), Some("V"));
             assert_eq!(req.headers().next().unwrap().0, "x-thing");
