@@ -67,6 +67,25 @@ pub const HISTORY_BYTES: usize = 256 * 1024;
 /// How long a channel with no new events keeps its history.
 pub const HISTORY_TTL: Duration = Duration::from_secs(300);
 
+/// Bytes the histories of all channels may hold together. A publish that passes it evicts the
+/// oldest events of the channel published to least recently, among the channels nobody on
+/// this server is subscribed to first, then among the others, until the histories fit again;
+/// a channel left with neither history nor subscribers is dropped. Resuming from before an
+/// evicted event starts with `event: reset`. Counted in
+/// `house_history_evictions_total{budget="bytes"}`.
+///
+/// What counts is an estimate of the memory history takes: each event's serialized bytes (as
+/// for [`HISTORY_BYTES`]) plus 64 for its slot and allocation, and for each channel with
+/// history, 512 plus twice its name's length for the channel's entry, its history's buffer
+/// and the eviction order. With the `redis` feature history lives in Redis, and this budget
+/// (like [`HISTORY_BUDGET_CHANNELS`]) does not apply.
+pub const HISTORY_BUDGET_BYTES: usize = 64 * 1024 * 1024;
+
+/// Channels that may hold history at once. A publish that makes one more evicts the history
+/// of the channel published to least recently, as for [`HISTORY_BUDGET_BYTES`] (idle channels
+/// first, then the others). Counted in `house_history_evictions_total{budget="channels"}`.
+pub const HISTORY_BUDGET_CHANNELS: usize = 100_000;
+
 /// Pending listen connections the kernel may hold; large, so a burst of connects is not dropped.
 pub const LISTEN_BACKLOG: i32 = 4096;
 
@@ -198,6 +217,8 @@ pub struct Config {
     pub(crate) history_events: usize,
     pub(crate) history_bytes: usize,
     pub(crate) history_ttl: Duration,
+    pub(crate) history_budget_bytes: usize,
+    pub(crate) history_budget_channels: usize,
     pub(crate) listen_backlog: i32,
     pub(crate) max_connections: usize,
     pub(crate) shutdown_grace: Duration,
@@ -241,6 +262,8 @@ impl Default for Config {
             history_events: HISTORY_EVENTS,
             history_bytes: HISTORY_BYTES,
             history_ttl: HISTORY_TTL,
+            history_budget_bytes: HISTORY_BUDGET_BYTES,
+            history_budget_channels: HISTORY_BUDGET_CHANNELS,
             listen_backlog: LISTEN_BACKLOG,
             max_connections: fd_limit().saturating_sub(FD_MARGIN).max(1),
             shutdown_grace: SHUTDOWN_GRACE,
@@ -302,6 +325,8 @@ settings! {
     history_events: usize, with_history_events, "[`HISTORY_EVENTS`] (0 keeps no history)";
     history_bytes: usize, with_history_bytes, "[`HISTORY_BYTES`]";
     history_ttl: Duration, with_history_ttl, "[`HISTORY_TTL`]";
+    history_budget_bytes: usize, with_history_budget_bytes, "[`HISTORY_BUDGET_BYTES`] (0 keeps no history)";
+    history_budget_channels: usize, with_history_budget_channels, "[`HISTORY_BUDGET_CHANNELS`] (0 keeps no history)";
     listen_backlog: i32, with_listen_backlog, "[`LISTEN_BACKLOG`]";
     max_connections: usize, with_max_connections, "the connection cap (default: the open-file limit less [`FD_MARGIN`]); beyond it, new connections get 503 with `Retry-After` and are closed";
     shutdown_grace: Duration, with_shutdown_grace, "[`SHUTDOWN_GRACE`]";

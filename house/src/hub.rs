@@ -8,7 +8,7 @@
 //! apart, by prefix: a publish and its fan-out look at them only while some exist.
 
 use std::collections::hash_map::RandomState;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::atomic::AtomicBool;
@@ -24,9 +24,21 @@ use crate::printable::Printable;
 use crate::response::{IntoResponse, Response, Status};
 use crate::session::TOKEN_BYTES;
 use crate::sse::{Event, Frame};
+use crate::stats::HistoryBudget;
 
 /// What a channel's presence channel adds to its name (see [`Config::with_presence`]).
 const PRESENCE_SUFFIX: &str = "/presence";
+
+/// What a history event counts against the bytes budget beyond its frame: its slot in the
+/// history (40 bytes) and the frame's allocation (a 16-byte header, and the allocator's).
+const ENTRY_OVERHEAD: usize = 64;
+
+/// What a channel with history counts against the bytes budget beyond its events and twice
+/// its name (the map's key, and the eviction order's copy): its entry in the channel map, with
+/// the map's spare room (about 250 bytes), its history's smallest buffer (4 slots, 160 bytes),
+/// and its entry in the eviction order. An estimate, checked by `tests/budgets.rs`, which
+/// measures the resident memory of 100,000 one-event channels.
+const CHANNEL_OVERHEAD: usize = 512;
 
 /// History and id settings of a [`Hub`].
 #[derive(Debug, Clone, Copy)]
@@ -34,6 +46,10 @@ pub(crate) struct HistoryLimits {
     pub(crate) events: usize,
     pub(crate) bytes: usize,
     pub(crate) idle_ttl: Duration,
+    /// The budget of all channels' history together, in bytes as [`Channel::held`] counts.
+    pub(crate) budget_bytes: usize,
+    /// The most channels with history.
+    pub(crate) budget_channels: usize,
 }
 
 impl From<&Config> for HistoryLimits {
@@ -42,6 +58,8 @@ impl From<&Config> for HistoryLimits {
             events: config.history_events(),
             bytes: config.history_bytes(),
             idle_ttl: config.history_ttl(),
+            budget_bytes: config.history_budget_bytes(),
+            budget_channels: config.history_budget_channels(),
         }
     }
 }
@@ -214,6 +232,58 @@ struct Channel {
     /// Every event of this channel with `seq > floor` is still in `history`.
     floor: u64,
     last_publish: Option<Instant>,
+    /// The seq of the last event published to it: its key in the hub's [`Order`] while it has
+    /// history.
+    last_seq: u64,
+}
+
+/// The channels with history, oldest last publish first, in two queues: the idle ones (with
+/// no subscribers) are evicted before the busy ones, whose subscribers are live and need no
+/// history unless they reconnect. Seqs are unique across channels, so each is one key.
+#[derive(Debug, Default)]
+struct Order {
+    idle: BTreeMap<u64, String>,
+    busy: BTreeMap<u64, String>,
+}
+
+impl Order {
+    fn queue(&mut self, busy: bool) -> &mut BTreeMap<u64, String> {
+        if busy {
+            &mut self.busy
+        } else {
+            &mut self.idle
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.idle.len() + self.busy.len()
+    }
+
+    /// The channel to evict from first: its key, whether it is busy, and its name.
+    fn first(&self) -> Option<(u64, bool, &str)> {
+        let (queue, busy) = match self.idle.is_empty() {
+            true => (&self.busy, true),
+            false => (&self.idle, false),
+        };
+        let (&seq, name) = queue.first_key_value()?;
+        Some((seq, busy, name.as_str()))
+    }
+
+    #[cfg(debug_assertions)]
+    fn queue_ref(&self, busy: bool) -> &BTreeMap<u64, String> {
+        if busy {
+            &self.busy
+        } else {
+            &self.idle
+        }
+    }
+
+    /// A channel with history got subscribers, or lost its last.
+    fn switch(&mut self, seq: u64, to_busy: bool) {
+        if let Some(name) = self.queue(!to_busy).remove(&seq) {
+            self.queue(to_busy).insert(seq, name);
+        }
+    }
 }
 
 /// What the broker answered that the loop must act on, in the order it answered. (Events it
@@ -451,6 +521,12 @@ pub struct Hub {
     run: String,
     seq: u64,
     limits: HistoryLimits,
+    /// The channels with history, in eviction order.
+    order: Order,
+    /// What every channel's history holds, as [`Channel::held`] counts it.
+    held: usize,
+    /// Events evicted to keep within a budget, by [`HistoryBudget`].
+    evictions: [u64; 2],
     /// Published but not yet queued to subscribers: (channel, frame).
     pending: Vec<(String, Frame)>,
     closed: bool,
@@ -512,6 +588,9 @@ impl Hub {
             run: new_run_id(),
             seq: 0,
             limits,
+            order: Order::default(),
+            held: 0,
+            evictions: [0; 2],
             pending: Vec::new(),
             closed: false,
             published: 0,
@@ -623,6 +702,14 @@ impl Hub {
                 ..Channel::default()
             });
         entry.last_publish = Some(Instant::now());
+        let busy = !entry.subscribers.is_empty();
+        let held = entry.held(channel);
+        // Out of the order for now, keeping its copy of the name to put it back with.
+        let name = match held {
+            0 => None,
+            _ => self.order.queue(busy).remove(&entry.last_seq),
+        };
+        entry.last_seq = seq;
         if limits.events > 0 && frame.len() <= limits.bytes {
             entry.history_bytes += frame.len();
             entry.history.push_back(Entry {
@@ -637,12 +724,17 @@ impl Hub {
             // Not kept: a client resuming from before it has missed it.
             entry.floor = seq;
         }
-        let subscribed = !entry.subscribers.is_empty();
+        self.held = self.held - held + entry.held(channel);
+        if !entry.history.is_empty() {
+            let name = name.unwrap_or_else(|| channel.to_owned());
+            self.order.queue(busy).insert(seq, name);
+        }
+        self.keep_within_budget();
         if let Some(record) = &mut self.record {
             record.push((channel.to_owned(), frame.clone()));
         }
         // Without pattern subscriptions, `is_covered` is one branch.
-        if subscribed || self.is_covered(channel) {
+        if busy || self.is_covered(channel) {
             self.pending.push((channel.to_owned(), frame));
         }
         Ok(Published { id })
@@ -835,7 +927,12 @@ impl Hub {
     /// kept.
     pub(crate) fn replay_since(&self, channel: &str, seq: u64) -> Replay {
         let Some(entry) = self.channels.get(channel) else {
-            return Replay::default();
+            // Gone: maybe with events after `seq` (a handler joined, published, then
+            // published elsewhere past the budget, all before the loop applied the join).
+            return Replay {
+                reset: seq < self.removed_floor,
+                frames: Vec::new(),
+            };
         };
         Replay {
             reset: seq < entry.floor,
@@ -1134,6 +1231,9 @@ impl Hub {
                 ..Channel::default()
             });
         if entry.subscribers.insert(token) {
+            if entry.subscribers.len() == 1 && !entry.history.is_empty() {
+                self.order.switch(entry.last_seq, true);
+            }
             self.subscriptions += 1;
             self.announce(channel, "join");
         }
@@ -1144,6 +1244,9 @@ impl Hub {
             let left = entry.subscribers.remove(&token);
             if left {
                 self.subscriptions -= 1;
+                if entry.subscribers.is_empty() && !entry.history.is_empty() {
+                    self.order.switch(entry.last_seq, false);
+                }
             }
             if entry.subscribers.is_empty() && entry.history.is_empty() {
                 self.removed_floor = self.removed_floor.max(entry.floor);
@@ -1407,10 +1510,14 @@ impl Hub {
     pub(crate) fn expire(&mut self, now: Instant) {
         let ttl = self.limits.idle_ttl;
         let removed_floor = &mut self.removed_floor;
-        self.channels.retain(|_, c| {
-            if c.last_publish
-                .is_some_and(|at| now.duration_since(at) >= ttl)
+        let (order, held) = (&mut self.order, &mut self.held);
+        self.channels.retain(|name, c| {
+            if !c.history.is_empty()
+                && c.last_publish
+                    .is_some_and(|at| now.duration_since(at) >= ttl)
             {
+                *held -= c.held(name);
+                order.queue(!c.subscribers.is_empty()).remove(&c.last_seq);
                 while !c.history.is_empty() {
                     c.evict_oldest();
                 }
@@ -1422,10 +1529,101 @@ impl Hub {
             }
             keep
         });
+        #[cfg(debug_assertions)]
+        self.check_bookkeeping();
+    }
+
+    /// Evicts the oldest events of the channels published to least recently, idle ones first,
+    /// while the histories pass a budget: a few events per publish, amortized, each looked up
+    /// in `O(log n)`.
+    fn keep_within_budget(&mut self) {
+        loop {
+            let over = if self.order.len() > self.limits.budget_channels {
+                HistoryBudget::Channels
+            } else if self.held > self.limits.budget_bytes {
+                HistoryBudget::Bytes
+            } else {
+                return;
+            };
+            let Some((seq, busy, name)) = self.order.first() else {
+                // Nothing is held, yet over a budget: only a budget of 0 bytes gets here.
+                return;
+            };
+            let Some(channel) = self.channels.get_mut(name) else {
+                debug_assert!(false, "channel `{name}` is in the order but not in the map");
+                self.order.queue(busy).remove(&seq);
+                continue;
+            };
+            let held = channel.held(name);
+            channel.evict_oldest();
+            self.held = self.held - held + channel.held(name);
+            self.evictions[over.index()] += 1;
+            if channel.history.is_empty() {
+                let idle = channel.subscribers.is_empty();
+                let floor = channel.floor;
+                if let Some(name) = self.order.queue(busy).remove(&seq) {
+                    if idle {
+                        // Dropped, as the time to live drops it; a resume from before its
+                        // last event still hears of the gap through `removed_floor`.
+                        self.removed_floor = self.removed_floor.max(floor);
+                        self.channels.remove(&name);
+                    }
+                }
+            }
+        }
+    }
+
+    /// What all channels' history holds, as counted against the bytes budget.
+    pub(crate) fn history_bytes(&self) -> usize {
+        self.held
+    }
+
+    /// Events evicted to keep within a budget, by [`HistoryBudget`] in the order of
+    /// [`HistoryBudget::ALL`].
+    pub(crate) fn history_evictions(&self) -> [u64; 2] {
+        self.evictions
+    }
+
+    /// Checks the budget's bookkeeping against the channels: `O(n)`, so only where a scan
+    /// happens anyway (the expiry sweep) and in tests.
+    #[cfg(debug_assertions)]
+    fn check_bookkeeping(&self) {
+        let mut held = 0;
+        let mut with_history = 0;
+        for (name, c) in &self.channels {
+            let bytes: usize = c.history.iter().map(|e| e.frame.len()).sum();
+            assert_eq!(c.history_bytes, bytes, "history bytes of `{name}`");
+            held += c.held(name);
+            if !c.history.is_empty() {
+                with_history += 1;
+                let busy = !c.subscribers.is_empty();
+                assert_eq!(
+                    self.order
+                        .queue_ref(busy)
+                        .get(&c.last_seq)
+                        .map(String::as_str),
+                    Some(name.as_str()),
+                    "`{name}` in the order, busy: {busy}"
+                );
+            }
+        }
+        assert_eq!(self.held, held, "bytes held");
+        assert_eq!(self.order.len(), with_history, "channels in the order");
     }
 }
 
 impl Channel {
+    /// What this channel's history counts against the bytes budget: nothing without events,
+    /// else its events' bytes with [`ENTRY_OVERHEAD`] each, [`CHANNEL_OVERHEAD`] and twice its
+    /// name (a handler's own event ids, kept apart too, are not counted: they are in the
+    /// frames already, and usually short).
+    fn held(&self, name: &str) -> usize {
+        if self.history.is_empty() {
+            return 0;
+        }
+        self.history_bytes + self.history.len() * ENTRY_OVERHEAD + CHANNEL_OVERHEAD + 2 * name.len()
+    }
+
     fn evict_oldest(&mut self) {
         if let Some(old) = self.history.pop_front() {
             self.history_bytes -= old.frame.len();
@@ -1478,6 +1676,17 @@ mod tests {
             events,
             bytes: 1 << 20,
             idle_ttl: Duration::from_secs(60),
+            budget_bytes: usize::MAX,
+            budget_channels: usize::MAX,
+        })
+    }
+
+    /// A hub whose channels keep 10 events each, under budgets of all history.
+    fn budgeted(bytes: usize, channels: usize) -> Hub {
+        Hub::new(HistoryLimits {
+            budget_bytes: bytes,
+            budget_channels: channels,
+            ..hub(10).limits
         })
     }
 
@@ -1617,7 +1826,7 @@ mod tests {
         let mut hub = Hub::new(HistoryLimits {
             events: 100,
             bytes: 100,
-            idle_ttl: Duration::from_secs(60),
+            ..hub(1).limits
         });
         for _ in 0..10 {
             hub.publish("a", Event::new("x".repeat(30))).unwrap();
@@ -1873,6 +2082,151 @@ mod tests {
         assert_eq!(hub.pattern_refusal(), None);
         hub.record();
         assert!(hub.pattern_refusal().unwrap().contains("test client"));
+    }
+
+    /// The channels that exist, sorted.
+    fn names(hub: &Hub) -> Vec<&str> {
+        let mut names: Vec<&str> = hub.channels.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Publishes `data` to `channel`, then checks the budget's bookkeeping.
+    fn publish(hub: &mut Hub, channel: &str, data: &str) {
+        hub.publish(channel, Event::new(data)).unwrap();
+        hub.check_bookkeeping();
+    }
+
+    #[test]
+    fn held_bytes_count_frames_overheads_and_names() {
+        let mut hub = hub(10);
+        publish(&mut hub, "ab", "x");
+        publish(&mut hub, "ab", "y");
+        publish(&mut hub, "c", "z");
+        let frames: usize = ["ab", "c"]
+            .iter()
+            .map(|name| hub.channels[*name].history_bytes)
+            .sum();
+        assert_eq!(
+            hub.history_bytes(),
+            frames + 3 * ENTRY_OVERHEAD + 2 * CHANNEL_OVERHEAD + 2 * (2 + 1)
+        );
+        hub.expire(Instant::now() + Duration::from_secs(61));
+        assert_eq!((hub.history_bytes(), hub.order.len()), (0, 0));
+        assert_eq!(hub.history_evictions(), [0, 0], "expiry is not counted");
+    }
+
+    #[test]
+    fn channel_budget_evicts_least_recently_published_idle_channel_first() {
+        let mut hub = budgeted(usize::MAX, 3);
+        for name in ["a", "b", "c"] {
+            publish(&mut hub, name, name);
+        }
+        hub.subscribe(Token(1), "a");
+        hub.check_bookkeeping();
+        // `a` is the oldest, but busy: the oldest idle channel goes, and is dropped.
+        publish(&mut hub, "d", "d");
+        assert_eq!(names(&hub), ["a", "c", "d"]);
+        // Publishing to `c` makes it the newest: `d` is the oldest idle one now.
+        publish(&mut hub, "c", "c2");
+        publish(&mut hub, "e", "e");
+        assert_eq!(names(&hub), ["a", "c", "e"]);
+        assert_eq!(hub.history_evictions(), [0, 2]);
+        // `a` goes idle: as the least recently published, it is next.
+        hub.unsubscribe(Token(1), "a");
+        hub.check_bookkeeping();
+        publish(&mut hub, "f", "f");
+        assert_eq!(names(&hub), ["c", "e", "f"]);
+        // `c` lost both its events to the one budget: each event counts.
+        publish(&mut hub, "g", "g");
+        assert_eq!(names(&hub), ["e", "f", "g"]);
+        assert_eq!(hub.history_evictions(), [0, 5]);
+    }
+
+    #[test]
+    fn busy_channels_lose_their_oldest_events_once_no_idle_one_is_left() {
+        // What one event of a one-letter channel (with its id and data as long as below)
+        // costs, and what such a channel costs beyond its events.
+        let mut probe = hub(10);
+        publish(&mut probe, "a", "0");
+        let one = probe.history_bytes();
+        publish(&mut probe, "a", "0");
+        let event = probe.history_bytes() - one;
+        let channel = one - event;
+        // Room for two channels with three events between them, and half an event.
+        let budget = 2 * channel + 3 * event + event / 2;
+        let mut hub = budgeted(budget, usize::MAX);
+        hub.subscribe(Token(1), "a");
+        hub.subscribe(Token(2), "b");
+        for data in ["1", "2", "3"] {
+            publish(&mut hub, "a", data);
+        }
+        publish(&mut hub, "idle", "i");
+        publish(&mut hub, "b", "4");
+        // The idle channel went first, whole; then the oldest event of `a`, the busy channel
+        // published to least recently.
+        assert_eq!(names(&hub), ["a", "b"]);
+        assert_eq!(hub.history_evictions(), [2, 0]);
+        let run = hub.run_id().to_owned();
+        let channels = ["a".to_owned()];
+        assert!(hub.replay(&channels, &format!("{run}-0")).reset);
+        let replay = hub.replay(&channels, &format!("{run}-1"));
+        assert!(!replay.reset);
+        assert_eq!(replay.frames.len(), 2);
+        assert_eq!(hub.subscribers("a"), 1);
+        assert_eq!(hub.history_bytes(), 2 * channel + 3 * event);
+    }
+
+    #[test]
+    fn resuming_into_an_evicted_history_resets() {
+        let mut hub = budgeted(usize::MAX, 1);
+        publish(&mut hub, "old", "1");
+        publish(&mut hub, "new", "2");
+        let run = hub.run_id().to_owned();
+        assert_eq!(names(&hub), ["new"]);
+        let replay = hub.replay(&["old".to_owned()], &format!("{run}-0"));
+        assert!(replay.reset && replay.frames.is_empty());
+        // Resumed after the evicted event: nothing was missed.
+        assert!(!hub.replay(&["old".to_owned()], &format!("{run}-1")).reset);
+        let replay = hub.replay(&["new".to_owned()], &format!("{run}-1"));
+        assert!(!replay.reset);
+        assert_eq!(text(&replay.frames), [format!("id: {run}-2\ndata: 2\n\n")]);
+        // A join applied after its channel went tells its stream too.
+        assert!(hub.replay_since("old", 0).reset);
+        assert!(!hub.replay_since("old", 1).reset);
+    }
+
+    #[test]
+    fn zero_budgets_keep_no_history_and_drop_idle_channels() {
+        for mut hub in [budgeted(0, usize::MAX), budgeted(usize::MAX, 0)] {
+            hub.subscribe(Token(1), "busy");
+            publish(&mut hub, "busy", "1");
+            publish(&mut hub, "idle", "2");
+            assert_eq!(names(&hub), ["busy"]);
+            assert_eq!(hub.history_bytes(), 0);
+            // The live subscriber still gets the event it cannot replay.
+            assert_eq!(hub.take_pending().len(), 1);
+        }
+    }
+
+    #[test]
+    fn subscribing_moves_a_channel_between_idle_and_busy() {
+        let mut hub = budgeted(usize::MAX, usize::MAX);
+        publish(&mut hub, "a", "1");
+        assert_eq!((hub.order.idle.len(), hub.order.busy.len()), (1, 0));
+        hub.subscribe(Token(1), "a");
+        hub.subscribe(Token(2), "a");
+        hub.unsubscribe(Token(1), "a");
+        assert_eq!((hub.order.idle.len(), hub.order.busy.len()), (0, 1));
+        hub.check_bookkeeping();
+        hub.unsubscribe(Token(2), "a");
+        assert_eq!((hub.order.idle.len(), hub.order.busy.len()), (1, 0));
+        hub.check_bookkeeping();
+        // A publish too large to keep moves the channel to the back of the order all the same.
+        publish(&mut hub, "b", "1");
+        hub.publish("a", Event::new("x".repeat(2 << 20))).unwrap();
+        hub.check_bookkeeping();
+        assert_eq!(hub.order.first().map(|(_, _, name)| name), Some("b"));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::limit::LimitScope;
 use crate::request::Methods;
 use crate::response::{Response, Status};
 use crate::route::Route;
-use crate::stats::{DropReason, LagPolicy, Stats};
+use crate::stats::{DropReason, HistoryBudget, LagPolicy, Stats};
 
 impl Stats {
     /// The snapshot in the Prometheus text exposition format (version 0.0.4).
@@ -34,6 +34,13 @@ impl Stats {
             "gauge",
             "Channels with subscribers or history.",
             self.channels,
+        );
+        single(
+            &mut out,
+            "house_history_bytes",
+            "gauge",
+            "What the histories of all channels hold, as counted against the history budget.",
+            self.history_bytes,
         );
         single(
             &mut out,
@@ -179,6 +186,20 @@ impl Stats {
             "Reset signals queued: to streams resumed past their history, and to lagging streams that skipped events.",
             self.gap_signals,
         );
+        family(
+            &mut out,
+            "house_history_evictions_total",
+            "counter",
+            "Events evicted from history because all channels' history passed a budget: its bytes, or its channels.",
+        );
+        for budget in HistoryBudget::ALL {
+            let _ = writeln!(
+                out,
+                "house_history_evictions_total{{budget=\"{}\"}} {}",
+                budget.label(),
+                self.history_evicted(budget)
+            );
+        }
         single(
             &mut out,
             "house_heartbeats_total",
@@ -251,6 +272,8 @@ mod tests {
         stats.count_drop(DropReason::SlowConsumer);
         stats.slow_consumers[LagPolicy::Latest.index()] = 2;
         stats.events_skipped = 7;
+        stats.history_bytes = 640;
+        stats.history_evictions[HistoryBudget::Channels.index()] = 4;
         stats.rate_limits_refused[LimitScope::Address.index()] = 3;
         let text = stats.to_prometheus();
         assert!(
@@ -271,6 +294,10 @@ mod tests {
         ));
         assert!(text.contains(
             "house_rate_limited_total{limit=\"session\"} 0\nhouse_rate_limited_total{limit=\"no_session\"} 0\nhouse_rate_limited_total{limit=\"address\"} 3\nhouse_rate_limited_total{limit=\"new_session\"} 0\n"
+        ));
+        assert!(text.contains("\nhouse_history_bytes 640\n"));
+        assert!(text.contains(
+            "house_history_evictions_total{budget=\"bytes\"} 0\nhouse_history_evictions_total{budget=\"channels\"} 4\n"
         ));
         assert!(text.contains("\nhouse_heartbeats_total 0\n"));
         assert!(text.ends_with("house_offload_jobs_total{outcome=\"panicked\"} 0\n"));

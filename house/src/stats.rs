@@ -103,6 +103,34 @@ impl LagPolicy {
     }
 }
 
+/// Which budget of all channels' history made an event go (see
+/// [`HISTORY_BUDGET_BYTES`](crate::limits::HISTORY_BUDGET_BYTES) and
+/// [`HISTORY_BUDGET_CHANNELS`](crate::limits::HISTORY_BUDGET_CHANNELS)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HistoryBudget {
+    /// The histories together held more bytes than the budget.
+    Bytes,
+    /// More channels held history than the budget.
+    Channels,
+}
+
+impl HistoryBudget {
+    /// Every budget, in the order of [`Stats::history_evictions`].
+    pub const ALL: [HistoryBudget; 2] = [HistoryBudget::Bytes, HistoryBudget::Channels];
+
+    /// The budget's label in metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            HistoryBudget::Bytes => "bytes",
+            HistoryBudget::Channels => "channels",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
 /// A snapshot of the server's counters and gauges.
 ///
 /// Counters only go up. Gauges are current, except `connections_idle`, which the loop's timer
@@ -118,6 +146,10 @@ pub struct Stats {
     pub connections_idle: u64,
     /// Channels with subscribers or history.
     pub channels: u64,
+    /// What the histories of all channels hold, as counted against
+    /// [`HISTORY_BUDGET_BYTES`](crate::limits::HISTORY_BUDGET_BYTES) (0 with the `redis`
+    /// feature, where history lives in Redis).
+    pub history_bytes: u64,
     /// Stream subscriptions (a stream on two channels counts twice).
     pub subscribers: u64,
     /// Sessions kept (expired ones count until the timer sweep removes them).
@@ -159,6 +191,10 @@ pub struct Stats {
     pub gap_signals: u64,
     /// Heartbeat comments written to idle streams.
     pub heartbeats: u64,
+    /// Events evicted from history because all channels' history passed a budget, by
+    /// [`HistoryBudget`] in the order of [`HistoryBudget::ALL`]. (Events a channel's own
+    /// limits or its time to live evict are not counted.)
+    pub history_evictions: [u64; 2],
     /// Refusals by rate limits (429), by [`LimitScope`] in the order of [`LimitScope::ALL`]:
     /// requests refused by their session's budget, by the budget of requests without a session,
     /// by their address's budget, and sessions refused at the budget of new sessions.
@@ -180,6 +216,7 @@ impl Stats {
         connections_streaming: 0,
         connections_idle: 0,
         channels: 0,
+        history_bytes: 0,
         subscribers: 0,
         sessions: 0,
         connections_accepted: 0,
@@ -197,6 +234,7 @@ impl Stats {
         replays: 0,
         gap_signals: 0,
         heartbeats: 0,
+        history_evictions: [0; 2],
         rate_limits_refused: [0; 4],
         offload_done: 0,
         offload_refused: 0,
@@ -222,6 +260,11 @@ impl Stats {
     /// [`slow_consumers`](Self::slow_consumers)).
     pub fn lagged(&self, policy: LagPolicy) -> u64 {
         self.slow_consumers[policy.index()]
+    }
+
+    /// Events evicted from history because all channels' history passed `budget`.
+    pub fn history_evicted(&self, budget: HistoryBudget) -> u64 {
+        self.history_evictions[budget.index()]
     }
 
     /// Streams dropped for `reason`.

@@ -62,6 +62,10 @@ fn counters_move_exactly() {
     }
     want.events_published = 3;
     want.events_delivered = 30;
+    // The history budget's count: three frames `id: RUN-N\ndata: eN\n\n` (a 10-letter run)
+    // with 64 bytes each for their slots, and 512 and twice the name for the channel.
+    let frame = |data: usize| "id: 0123456789-1\n".len() + "data: \n\n".len() + data;
+    want.history_bytes = (3 * (frame(2) + 64) + 512 + 2 * "a".len()) as u64;
     expect(&server, &want, |s| s.events_delivered == 30);
 
     streams.truncate(6);
@@ -104,6 +108,7 @@ fn counters_move_exactly() {
         .publish("slow", Event::new("x".repeat(70 * 1024)))
         .unwrap();
     want.events_published = 4;
+    want.history_bytes += (frame(70 * 1024) + 64 + 512 + 2 * "slow".len()) as u64;
     want.connections = 6;
     want.connections_streaming = 6;
     want.subscribers = 6;
@@ -165,5 +170,5 @@ fn metrics_endpoint_is_valid_prometheus_text() {
     for family in &families {
         assert!(scrape.docs.contains_key(family), "no HELP for {family}");
     }
-    assert_eq!(families.len(), 20, "{families:?}");
+    assert_eq!(families.len(), 22, "{families:?}");
 }

@@ -289,6 +289,8 @@ impl Server {
     pub(super) fn refresh_gauges(&mut self) {
         self.stats.connections = self.conns.len() as u64;
         self.stats.channels = self.hub.channel_count() as u64;
+        self.stats.history_bytes = self.hub.history_bytes() as u64;
+        self.stats.history_evictions = self.hub.history_evictions();
         self.stats.subscribers = self.hub.subscriptions() as u64;
         self.stats.events_published = self.hub.published();
         self.stats.sessions = self.sessions.len() as u64;
