@@ -358,6 +358,9 @@ impl Config {
     /// Redis loses its data. A handler's own event id is replaced by that id. While Redis is
     /// unreachable, publishes answer 503 and streams stay open; once it is back they catch up,
     /// or get the `reset` event if what they missed is gone. Sessions stay in each process.
+    /// The budgets of all channels' history ([`HISTORY_BUDGET_BYTES`],
+    /// [`HISTORY_BUDGET_CHANNELS`]) bound this process's history only, which Redis replaces:
+    /// bound Redis's memory with its own `maxmemory`.
     #[cfg(feature = "redis")]
     pub fn with_redis(mut self, url: impl Into<String>) -> Config {
         self.redis_url = Some(url.into());
