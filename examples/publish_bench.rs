@@ -5,8 +5,10 @@
 //! round) and reported as the median:
 //!
 //!   one channel     1,000,000 publishes to `lobby` (its history full after 256)
-//!   many channels     200,000 publishes, each to a room of its own (`room-0`, `room-1`, ...),
-//!                   past the default history budget of 100,000 channels
+//!   100k rooms        100,000 publishes, each to a room of its own (`room-0`, `room-1`, ...),
+//!                   within the default history budgets
+//!   200k rooms        200,000 publishes, each to a room of its own, past the default budget
+//!                   of 100,000 channels with history: the second half each evict a room
 //!
 //! Run it before and after a change to the publish path, on an otherwise quiet machine.
 
@@ -28,14 +30,21 @@ fn main() {
             let _ = hub.publish("lobby", Event::new(DATA));
         })
     });
-    let many = median(|| {
-        let mut hub = Hub::default();
-        let names: Vec<String> = (0..200_000).map(|i| format!("room-{i}")).collect();
-        time(names.len(), |i| {
-            let _ = hub.publish(&names[i], Event::new(DATA));
+    let rooms = |count: usize| {
+        median(|| {
+            let mut hub = Hub::default();
+            let names: Vec<String> = (0..count).map(|i| format!("room-{i}")).collect();
+            time(names.len(), |i| {
+                let _ = hub.publish(&names[i], Event::new(DATA));
+            })
         })
-    });
-    for (shape, per) in [("one channel", one), ("many channels", many)] {
+    };
+    let (within, past) = (rooms(100_000), rooms(200_000));
+    for (shape, per) in [
+        ("one channel", one),
+        ("100k rooms", within),
+        ("200k rooms", past),
+    ] {
         println!(
             "{shape:>13}: {:>6.0} ns/publish, {:>9.0} publishes/s (median of {ROUNDS})",
             per.as_nanos() as f64,
