@@ -646,6 +646,10 @@ impl Hub {
     ///
     /// The event gets the next id unless it has one. Subscribers receive it once the handler
     /// returns (or, from another thread's [`Handle`](crate::Handle), on the loop's next turn).
+    /// When the histories of all channels then pass a budget
+    /// ([`HISTORY_BUDGET_BYTES`](crate::limits::HISTORY_BUDGET_BYTES),
+    /// [`HISTORY_BUDGET_CHANNELS`](crate::limits::HISTORY_BUDGET_CHANNELS)), the oldest events
+    /// of the channels published to least recently go, those without subscribers first.
     ///
     /// # Examples
     /// ```
