@@ -71,7 +71,8 @@ impl Server {
             return;
         }
         self.stats.connections_accepted += 1;
-        self.conns.insert(token, Conn::new(socket, peer, self.now));
+        self.conns
+            .insert(token, Box::new(Conn::new(socket, peer, self.now)));
     }
 }
 

@@ -7,7 +7,7 @@ use mio::Token;
 
 use super::Server;
 use crate::answer::{Answer, App};
-use crate::conn::{Conn, Exchange, FileBody, Parked, Taken};
+use crate::conn::{Exchange, FileBody, Parked, Taken};
 use crate::cors::is_preflight;
 use crate::hub::PublishError;
 use crate::offload::Done;
@@ -40,7 +40,12 @@ impl Server {
             }
         };
         self.process_requests(token);
-        if hung_up && self.conns.get_mut(&token).is_some_and(Conn::hang_up) {
+        if hung_up
+            && self
+                .conns
+                .get_mut(&token)
+                .is_some_and(|conn| conn.hang_up())
+        {
             self.close(token, DropReason::HangUp);
         }
     }
@@ -213,7 +218,11 @@ impl Server {
 
     /// The broker took (or refused) one of the publishes `token`'s parked response waits for.
     pub(super) fn acknowledge(&mut self, token: Token, ok: bool) {
-        let Some(parked) = self.conns.get_mut(&token).and_then(Conn::parked_mut) else {
+        let Some(parked) = self
+            .conns
+            .get_mut(&token)
+            .and_then(|conn| conn.parked_mut())
+        else {
             return;
         };
         parked.failed |= !ok;
@@ -229,7 +238,7 @@ impl Server {
         let Some(parked) = self
             .conns
             .get_mut(&done.token)
-            .and_then(Conn::parked_mut)
+            .and_then(|conn| conn.parked_mut())
             .filter(|parked| parked.job == Some(done.ticket))
         else {
             log::debug!("the result of a job nobody waits for is dropped");
@@ -260,7 +269,11 @@ impl Server {
     /// or the acknowledgements are `late`,
     /// and goes on with pipelined requests.
     pub(super) fn release(&mut self, token: Token, late: bool) {
-        let Some(parked) = self.conns.get_mut(&token).and_then(Conn::take_parked) else {
+        let Some(parked) = self
+            .conns
+            .get_mut(&token)
+            .and_then(|conn| conn.take_parked())
+        else {
             return;
         };
         if late {
