@@ -8,7 +8,15 @@
 //! server's CPU time and memory read from `/proc/PID` when `--server-pid` is given.
 //!
 //! `--idle` instead only connects the subscribers and reports the server's RSS growth per
-//! connection.
+//! connection; `--conn-rss` reports the same growth in a publishing run, sampled once every
+//! subscriber has its response head and before the first publish.
+//!
+//! One client address reaches only ~28,000 ports of one server port (the kernel's
+//! `net.ipv4.ip_local_port_range`), so past that `--sources N` binds each subscriber's socket to
+//! one of N loopback source addresses (127.0.0.2, 127.0.0.3, ...) in turn before connecting, or
+//! `--source-addrs A,B,...` to the addresses given. Each subscriber is one open file: when
+//! `--subs` needs more than the soft `RLIMIT_NOFILE`, the loadgen raises its own limit with
+//! `prlimit --pid` (the hard limit too when run as root), or says how to run it.
 //!
 //! The last line of output is one JSON object with every figure, for `examples/compare.rs`.
 //!
@@ -19,7 +27,7 @@
 //! count or by the `--timeout` deadline.
 
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream as StdStream};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream as StdStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 use std::thread;
@@ -28,17 +36,23 @@ use std::time::{Duration, Instant};
 use memchr::{memchr, memchr_iter, memmem};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
+use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 const USAGE: &str =
     "loadgen --addr HOST:PORT [--subs N] [--rooms M] [--messages K] [--rate R (0 = flat out)]
         [--publish get|post|TEMPLATE] [--subscribe PATH] [--server-pid PID] [--readers T]
         [--inflight D] [--idle] [--timeout SECS] [--drain SECS] [--label TEXT]
         [--sub-addrs HOST:PORT,HOST:PORT,...] [--settle-us U]
+        [--sources N | --source-addrs IP,IP,...] [--conn-rss]
   --settle-us U   after a poll that found few sockets ready, a reader waits U µs (default
                   200) so that the next poll finds more sockets with more bytes each: fewer
                   wake-ups, reads and ACKs per delivery; latencies read up to U µs late
   --sub-addrs     spread subscribers round-robin over these servers (several nodes behind one
                   Redis); publishing still goes to --addr
+  --sources N     bind subscribers round-robin to N loopback source addresses 127.0.0.2,
+                  127.0.0.3, ... (one address reaches ~28,000 ports of one server port)
+  --source-addrs  the same with the addresses given
+  --conn-rss      also report the server's RSS growth per subscriber (before publishing)
   --publish get   GET /send-message?room={room}&name=lg&message={msg}   (house, axum)
   --publish post  POST /pub?room={room} with the message as the body    (nginx+nchan)
   a TEMPLATE is 'METHOD PATH' with {room} and {msg} placeholders; POST sends {msg} as the body";
@@ -74,6 +88,9 @@ struct Options {
     drain: Duration,
     label: String,
     settle: Duration,
+    /// Local addresses subscribers bind to, round-robin (empty: the kernel picks).
+    sources: Vec<IpAddr>,
+    conn_rss: bool,
 }
 
 /// How messages are published: a request line template, and whether the message is the body.
@@ -101,12 +118,18 @@ fn parse_options() -> Result<Options, String> {
         drain: Duration::from_secs(5),
         label: String::new(),
         settle: Duration::from_micros(200),
+        sources: Vec::new(),
+        conn_rss: false,
     };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next().map_err(|err| err.to_string())? {
         let flag = match arg {
             lexopt::Arg::Long("idle") => {
                 opts.idle = true;
+                continue;
+            }
+            lexopt::Arg::Long("conn-rss") => {
+                opts.conn_rss = true;
                 continue;
             }
             lexopt::Arg::Short('h') | lexopt::Arg::Long("help") => return Err(String::new()),
@@ -141,6 +164,22 @@ fn parse_options() -> Result<Options, String> {
             "--drain" => opts.drain = Duration::from_secs(value.parse().map_err(bad)?),
             "--label" => opts.label = value.clone(),
             "--settle-us" => opts.settle = Duration::from_micros(value.parse().map_err(bad)?),
+            "--sources" => {
+                let count: u8 = value.parse().map_err(bad)?;
+                if !(1..=253).contains(&count) {
+                    return Err(format!("--sources takes 1 to 253, got {count}"));
+                }
+                // 127.0.0.2 onwards: 127.0.0.1 stays the publisher's (and everyone else's).
+                opts.sources = (0..count)
+                    .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + i)))
+                    .collect();
+            }
+            "--source-addrs" => {
+                opts.sources = value
+                    .split(',')
+                    .map(|a| a.parse().map_err(|_| format!("bad source address {a}")))
+                    .collect::<Result<_, _>>()?
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
@@ -235,6 +274,7 @@ impl Report {
             ("loadgen_cpu_us_per_delivery", "us"),
             ("rss_before_kb", "KiB"),
             ("rss_after_kb", "KiB"),
+            ("rss_subscribed_kb", "KiB (all subscribed, before publishing)"),
             ("rss_per_conn_bytes", "bytes"),
         ];
         let mut out = String::new();
@@ -247,7 +287,64 @@ impl Report {
     }
 }
 
+/// Connects to `addr`, from `source` when given (bound first, port picked by the kernel).
+fn connect_from(source: Option<IpAddr>, addr: SocketAddr) -> io::Result<StdStream> {
+    let Some(source) = source else {
+        return StdStream::connect(addr);
+    };
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.bind(&SockAddr::from(SocketAddr::new(source, 0)))?;
+    // Blocking, as `TcpStream::connect` is: loopback answers at once unless the server's
+    // accept queue is full, and then waiting is what a client would do.
+    socket.connect(&SockAddr::from(addr))?;
+    Ok(socket.into())
+}
+
+/// Open files the run needs besides one per subscriber: std streams, the publisher, the
+/// readers' epoll instances, /proc reads, with room to spare.
+const FD_MARGIN: u64 = 64;
+
+/// Makes the soft open-file limit cover `subs` subscribers: raised with `prlimit --pid` on this
+/// very process (no `unsafe` `setrlimit` here), the hard limit too if need be, which only
+/// root may do. An error says what to run instead.
+fn ensure_fd_limit(subs: usize) -> io::Result<()> {
+    let need = subs as u64 + FD_MARGIN;
+    let (soft, hard) = fd_limits().unwrap_or((0, 0));
+    if soft >= need {
+        return Ok(());
+    }
+    let pid = std::process::id().to_string();
+    let limit = format!("--nofile={need}:{}", hard.max(need));
+    let raised = std::process::Command::new("prlimit")
+        .args(["--pid", &pid, &limit])
+        .status()
+        .is_ok_and(|s| s.success());
+    match fd_limits() {
+        Some((soft, _)) if raised && soft >= need => Ok(()),
+        _ => Err(io::Error::other(format!(
+            "{subs} subscribers need {need} open files, the limit is {soft} (hard {hard}) \
+             and `prlimit` could not raise it; run under `prlimit --nofile={need}` or \
+             `ulimit -n {need}` (as root past the hard limit)"
+        ))),
+    }
+}
+
+/// This process's (soft, hard) open-file limits, from /proc/self/limits.
+fn fd_limits() -> Option<(u64, u64)> {
+    let limits = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut fields = line.split_whitespace().skip(3);
+    let mut next = || -> Option<u64> {
+        match fields.next()? {
+            "unlimited" => Some(u64::MAX),
+            n => n.parse().ok(),
+        }
+    };
+    Some((next()?, next()?))
+}
+
 fn run(opts: &Options) -> io::Result<Report> {
+    ensure_fd_limit(opts.subs)?;
     let epoch = Instant::now();
     let deadline = epoch + opts.timeout;
     // Short enough that "<nonce>x<room>" fits the chat example's 16-character room limit.
@@ -276,7 +373,8 @@ fn run(opts: &Options) -> io::Result<Report> {
         } else {
             opts.sub_addrs[i % opts.sub_addrs.len()]
         };
-        let mut stream = StdStream::connect(addr)
+        let source = (!opts.sources.is_empty()).then(|| opts.sources[i % opts.sources.len()]);
+        let mut stream = connect_from(source, addr)
             .map_err(|e| io::Error::new(e.kind(), format!("subscriber {i}: connect: {e}")))?;
         stream.write_all(
             format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
@@ -337,6 +435,20 @@ fn run(opts: &Options) -> io::Result<Report> {
             obj.insert("rss_per_conn_bytes".into(), round(per_conn, 0).into());
         }
         return Ok(Report { json });
+    }
+
+    if opts.conn_rss {
+        // As in --idle: let the server settle, and take the larger of two samples.
+        thread::sleep(Duration::from_millis(500));
+        let after = server.and_then(|pid| status_kb(pid, "VmRSS:"));
+        thread::sleep(Duration::from_millis(500));
+        let after = after.max(server.and_then(|pid| status_kb(pid, "VmRSS:")));
+        if let (Some(before), Some(after), Some(obj)) = (rss_before, after, json.as_object_mut()) {
+            let per_conn = (after.saturating_sub(before) * 1024) as f64 / ready.max(1) as f64;
+            obj.insert("rss_before_kb".into(), before.into());
+            obj.insert("rss_subscribed_kb".into(), after.into());
+            obj.insert("rss_per_conn_bytes".into(), round(per_conn, 0).into());
+        }
     }
 
     // Expected deliveries: message i goes to room i % rooms, which has subs_in_room subscribers.
