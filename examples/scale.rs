@@ -12,6 +12,8 @@
 //! build` above). Run it as root, or with a hard open-file limit above the largest step: each
 //! subscriber is an open file in the server and another in the load generator, and both are
 //! started under `prlimit --nofile=...` (default 300,000; the kernel allows `fs.nr_open`).
+//! Raising a hard limit needs CAP_SYS_RESOURCE, which root in a container or sandbox may lack:
+//! then both run at the hard limit, and a step that does not fit in it is reported as not run.
 //!
 //! One client address reaches only ~28,000 ports of one server port
 //! (`net.ipv4.ip_local_port_range`), so the load generator binds its subscribers round-robin to
