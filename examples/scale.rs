@@ -407,10 +407,19 @@ fn run(opts: &Options) -> Result<(), String> {
         } else {
             match start_server(opts, &bin_dir, port, &log) {
                 Ok(server) => {
+                    let overflows = listen_overflows();
                     let result =
                         run_loadgen(opts, &bin_dir, port, subs, &sources, server.pid(), &log_dir);
+                    let overflows = listen_overflows()
+                        .zip(overflows)
+                        .map(|(after, before)| after.saturating_sub(before));
                     drop(server);
-                    result.unwrap_or_else(|err| serde_json::json!({ "error": err }))
+                    let mut result =
+                        result.unwrap_or_else(|err| serde_json::json!({ "error": err }));
+                    if let Some(overflows) = overflows {
+                        result["listen_overflows"] = overflows.into();
+                    }
+                    result
                 }
                 Err(err) => serde_json::json!({ "error": err }),
             }
@@ -501,6 +510,19 @@ fn has_cap_sys_resource() -> Option<bool> {
     let caps = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
     let caps = u64::from_str_radix(caps.trim(), 16).ok()?;
     Some(caps & (1 << CAP_SYS_RESOURCE) != 0)
+}
+
+/// The kernel's count of connections dropped because a listener's accept queue was full
+/// (`TcpExt: ListenOverflows` in /proc/net/netstat; system-wide). Each costs its client a SYN
+/// retransmitted a second later.
+fn listen_overflows() -> Option<u64> {
+    let netstat = std::fs::read_to_string("/proc/net/netstat").ok()?;
+    let mut lines = netstat.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next()?, lines.next()?);
+    let at = names
+        .split_whitespace()
+        .position(|n| n == "ListenOverflows")?;
+    values.split_whitespace().nth(at)?.parse().ok()
 }
 
 /// Prints the system limits that decide whether the largest step can connect at all.
@@ -644,18 +666,23 @@ fn table(results: &[Value]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "| subscribers | source addresses | connect · all subscribed | connects/s | server RSS per connection | server CPU per delivery | latency p50 · p99 · max | delivered | lost · duplicates · dropped | loadgen CPU per delivery |"
+        "| subscribers | source addresses | connect · all subscribed | connects/s | listen overflows | server RSS per connection | server CPU per delivery | latency p50 · p99 · max | delivered | lost · duplicates · dropped | loadgen CPU per delivery |"
     );
-    let _ = writeln!(out, "|---:|---:|---|---:|---:|---:|---|---:|---|---:|");
+    let _ = writeln!(out, "|---:|---:|---|---:|---:|---:|---:|---|---:|---|---:|");
     for result in results {
         let subs = result["step"].as_u64().unwrap_or(0);
         let sources = result["sources"].as_u64().unwrap_or(0);
         if let Some(err) = result.get("error") {
+            let err = err.as_str().unwrap_or("").replace('|', "/");
             let _ = writeln!(
                 out,
-                "| {} | {sources} | failed: {} | | | | | | | |",
+                "| {} | {sources} | {}{err} | | | | | | | | |",
                 format_count(subs),
-                err.as_str().unwrap_or("").replace('|', "/")
+                if err.starts_with("not run") {
+                    ""
+                } else {
+                    "failed: "
+                },
             );
             continue;
         }
@@ -670,10 +697,11 @@ fn table(results: &[Value]) -> String {
         };
         let _ = writeln!(
             out,
-            "| {} | {sources} | {} · {} | {connects} | {} | {} | {} · {} · {} | {} of {} | {} · {} · {} | {} |",
+            "| {} | {sources} | {} · {} | {connects} | {} | {} | {} | {} · {} · {} | {} of {} | {} · {} · {} | {} |",
             format_count(subs),
             show(num("connect_s"), " s"),
             show(num("subscribed_s"), " s"),
+            count("listen_overflows"),
             show(num("rss_per_conn_bytes"), " B"),
             show(num("server_cpu_us_per_delivery"), " µs"),
             show(num("lat_p50_ms"), " ms"),
@@ -728,6 +756,10 @@ fn markdown(results: &[Value], opts: &Options, ctx: &Context) -> String {
         out,
         "\n- connect: the load generator's blocking `connect` of every subscriber, each writing \
          its request at once; all subscribed: until every response head arrived.\n\
+         - listen overflows: connections the kernel dropped because the server's accept queue \
+         (its listen backlog, 4,096, capped by `net.core.somaxconn`) was full, counted \
+         machine-wide during the step; each such client retransmits its SYN a second later, \
+         which shows as a second more to connect.\n\
          - server RSS per connection: the growth of the server's VmRSS from before the first \
          connect to after the last response head (user space only; the kernel's socket memory \
          is not in it), divided by the subscribers.\n\
@@ -784,7 +816,7 @@ fn svg(results: &[Value], opts: &Options) -> String {
     );
     let _ = writeln!(
         out,
-        r##"<text x="10" y="42" fill="#555">subscribers on a log axis; lower is better; a flat line means the cost per subscriber does not grow with the work</text>"##
+        r##"<text x="10" y="42" fill="#555">subscribers on a log axis; lower is better; a flat line: the cost per subscriber does not grow with the work</text>"##
     );
     for (p, (title, key, unit)) in panels.iter().enumerate() {
         let x0 = LEFT + p as f64 * (PANEL_W + PANEL_GAP);
@@ -807,14 +839,18 @@ fn svg(results: &[Value], opts: &Options) -> String {
             TOP - 2.0,
             format_value(top),
         );
+        // A tick label too close to the previous one goes a line lower (19.9k beside 30k).
+        let mut last_label = f64::MIN;
         for &n in &opts.steps {
+            let lower = x(n as f64) - last_label < 28.0;
+            last_label = if lower { f64::MIN } else { x(n as f64) };
             let _ = writeln!(
                 out,
                 r##"<line x1="{0:.1}" y1="{1}" x2="{0:.1}" y2="{2}" stroke="#333"/><text x="{0:.1}" y="{3}" text-anchor="middle" font-size="10">{4}</text>"##,
                 x(n as f64),
                 TOP + PLOT_H,
                 TOP + PLOT_H + 4.0,
-                TOP + PLOT_H + 16.0,
+                TOP + PLOT_H + if lower { 27.0 } else { 16.0 },
                 short_count(n),
             );
         }
@@ -868,17 +904,19 @@ fn svg(results: &[Value], opts: &Options) -> String {
             out,
             r#"<text x="{}" y="{}" text-anchor="middle">subscribers</text>"#,
             x0 + PANEL_W / 2.0,
-            TOP + PLOT_H + 34.0
+            TOP + PLOT_H + 44.0
         );
     }
     out.push_str("</svg>\n");
     out
 }
 
-/// `1k`, `30k`, `100k`, `500`.
+/// `1k`, `19.9k`, `100k`, `500`.
 fn short_count(n: usize) -> String {
     if n >= 1000 && n.is_multiple_of(1000) {
         format!("{}k", n / 1000)
+    } else if n >= 1000 {
+        format!("{:.1}k", n as f64 / 1000.0)
     } else {
         n.to_string()
     }
