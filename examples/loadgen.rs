@@ -17,7 +17,7 @@
 //! one of N loopback source addresses (127.0.0.2, 127.0.0.3, ...) in turn before connecting, or
 //! `--source-addrs A,B,...` to the addresses given. Each subscriber is one open file: when
 //! `--subs` needs more than the soft `RLIMIT_NOFILE`, the loadgen raises its own limit with
-//! `prlimit --pid` (the hard limit too when run as root), or says how to run it.
+//! `prlimit --pid` (the hard limit too, given CAP_SYS_RESOURCE), or says how to run it.
 //!
 //! The last line of output is one JSON object with every figure, for `examples/compare.rs`.
 //!
@@ -392,7 +392,7 @@ fn ensure_fd_limit(subs: usize) -> io::Result<()> {
         _ => Err(io::Error::other(format!(
             "{subs} subscribers need {need} open files, the limit is {soft} (hard {hard}) \
              and `prlimit` could not raise it; run under `prlimit --nofile={need}` or \
-             `ulimit -n {need}` (as root past the hard limit)"
+             `ulimit -n {need}` (past the hard limit only with CAP_SYS_RESOURCE)"
         ))),
     }
 }
