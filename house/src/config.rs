@@ -240,6 +240,7 @@ pub struct Config {
     pub(crate) session_cookie: Cow<'static, str>,
     pub(crate) cors: Option<Cors>,
     pub(crate) presence: bool,
+    pub(crate) compression: bool,
     pub(crate) offload_workers: usize,
     pub(crate) offload_queue: usize,
     pub(crate) offload_deadline: Duration,
@@ -285,6 +286,7 @@ impl Default for Config {
             session_cookie: Cow::Borrowed(SESSION_COOKIE),
             cors: None,
             presence: false,
+            compression: false,
             offload_workers: OFFLOAD_WORKERS,
             offload_queue: OFFLOAD_QUEUE,
             offload_deadline: OFFLOAD_DEADLINE,
@@ -344,6 +346,7 @@ settings! {
     new_sessions_window: Duration, with_new_sessions_window, "[`NEW_SESSIONS_WINDOW`]";
     session_secure: bool, with_session_secure, "whether the session cookie is `Secure` (default `false`; set it when clients reach the server over HTTPS, through a TLS proxy)";
     presence: bool, with_presence, "whether streams announce themselves (default `false`): when a stream joins or leaves channel `room`, an event `join` or `leave` with data `{\"channel\":\"room\",\"count\":N}` (the channel's subscribers on this server, after the change) is published to `room/presence`; channels whose names end in `/presence` announce nothing";
+    compression: bool, with_compression, "whether streams are compressed for clients that take gzip (default `false`): a stream whose request's `Accept-Encoding` takes `gzip` (weights honoured: `gzip;q=0` refuses) is sent with `Content-Encoding: gzip`, and each published event is compressed once, into a chunk shared by every such subscriber of its channel, as it is shared uncompressed by the others (see *Compression* in the crate docs). Stream heads then also say `Vary: Accept-Encoding`; other clients get the same bytes as with it off";
     offload_workers: usize, with_offload_workers, "[`OFFLOAD_WORKERS`] (at least 1 is started)";
     offload_queue: usize, with_offload_queue, "[`OFFLOAD_QUEUE`] (0: a job runs only when a worker is free)";
     offload_deadline: Duration, with_offload_deadline, "[`OFFLOAD_DEADLINE`]";

@@ -114,6 +114,8 @@ enum Chunk {
     Latest(Arc<LatestFrame>),
     /// The gap signal, where skipped events were (see [`LagPolicy::DropOldest`]).
     Gap,
+    /// The gap signal of a compressed stream, as a chunk (see [`crate::gzip`]).
+    DeflatedGap,
 }
 
 impl Chunk {
@@ -123,6 +125,7 @@ impl Chunk {
             Chunk::Shared(frame) => frame,
             Chunk::Latest(latest) => &latest.frame,
             Chunk::Gap => GAP,
+            Chunk::DeflatedGap => crate::gzip::reset_chunk(),
         }
     }
 
@@ -178,9 +181,10 @@ impl OutQueue {
     }
 
     /// Drops every queued event not yet started (a partly written one is finished, so no
-    /// frame is cut) and queues the gap signal after what remains, unless one not yet started
-    /// is there already. Returns how many events were dropped, and whether a gap was queued.
-    fn skip_events(&mut self) -> (usize, bool) {
+    /// frame is cut) and queues the gap signal after what remains (`deflated` for a compressed
+    /// stream), unless one not yet started is there already. Returns how many events were
+    /// dropped, and whether a gap was queued.
+    fn skip_events(&mut self, deflated: bool) -> (usize, bool) {
         let first = self.unstarted();
         let mut gap_waiting = false;
         let (mut dropped, mut dropped_bytes) = (0, 0);
@@ -189,7 +193,7 @@ impl OutQueue {
                 dropped += 1;
                 dropped_bytes += chunk.bytes().len();
             }
-            gap_waiting |= matches!(chunk, Chunk::Gap);
+            gap_waiting |= matches!(chunk, Chunk::Gap | Chunk::DeflatedGap);
         }
         if dropped == 0 {
             return (0, false);
@@ -201,8 +205,13 @@ impl OutQueue {
         });
         self.len -= dropped_bytes;
         if !gap_waiting {
-            self.len += GAP.len();
-            self.chunks.push_back(Chunk::Gap);
+            let gap = if deflated {
+                Chunk::DeflatedGap
+            } else {
+                Chunk::Gap
+            };
+            self.len += gap.bytes().len();
+            self.chunks.push_back(gap);
         }
         (dropped, !gap_waiting)
     }
@@ -441,6 +450,9 @@ pub(crate) struct Conn {
     registered: Interest,
     /// What happens when a stream falls behind (one byte, in what was padding).
     lag_policy: LagPolicy,
+    /// A stream sent with `Content-Encoding: gzip`: everything queued to it after its head is
+    /// deflate chunks (see [`crate::gzip`]). One byte, in what was padding.
+    compressed: bool,
 }
 
 impl Conn {
@@ -462,6 +474,7 @@ impl Conn {
             dirty: false,
             registered: Interest::READABLE,
             lag_policy: LagPolicy::Disconnect,
+            compressed: false,
         }
     }
 
@@ -688,7 +701,7 @@ impl Conn {
                 .write_pending(now)
                 .map_err(|_| DropReason::WriteError)?;
             if self.out.len() + frame.len() > lag {
-                (lagged.dropped, lagged.gap) = self.out.skip_events();
+                (lagged.dropped, lagged.gap) = self.out.skip_events(self.compressed);
                 if self.out.len() + frame.len() > cap {
                     return Err(DropReason::SlowConsumer);
                 }
@@ -814,6 +827,16 @@ impl Conn {
 
     pub(crate) fn lag_policy(&self) -> LagPolicy {
         self.lag_policy
+    }
+
+    /// The stream is sent gzip-compressed: queue it deflate chunks only.
+    pub(crate) fn set_compressed(&mut self) {
+        debug_assert!(self.is_streaming(), "only streams are compressed");
+        self.compressed = true;
+    }
+
+    pub(crate) fn is_compressed(&self) -> bool {
+        self.compressed
     }
 
     /// The stream is to end, cleanly, once `at` has passed.
@@ -1120,10 +1143,10 @@ mod tests {
         }
         // The head and part of event 1 went out.
         queue.advance(5 + 6);
-        assert_eq!(queue.skip_events(), (2, true));
+        assert_eq!(queue.skip_events(false), (2, true));
         queue.push_shared(Arc::from(&b"data: 4\n\n"[..]));
         // Skipping again, before the client read: one gap still waits, none is added.
-        assert_eq!(queue.skip_events(), (1, false));
+        assert_eq!(queue.skip_events(false), (1, false));
         queue.push_shared(Arc::from(&b"data: 5\n\n"[..]));
         let got = String::from_utf8(drain(&mut queue)).unwrap();
         assert_eq!(
@@ -1131,7 +1154,7 @@ mod tests {
             "1\n\nevent: reset\ndata: events were missed\n\ndata: 5\n\n"
         );
         // Nothing to skip: no gap either.
-        assert_eq!(queue.skip_events(), (0, false));
+        assert_eq!(queue.skip_events(false), (0, false));
         assert!(queue.is_empty());
     }
 

@@ -109,6 +109,14 @@
 //!   `: heartbeat` comments.
 //! - **Other origins**: [`Config::with_cors`] with a [`Cors`] puts the `Access-Control-*`
 //!   headers on every answer, stream heads included, and answers preflights for every route.
+//! - **Compression** (opt-in, [`Config::with_compression`]): a stream whose client sends
+//!   `Accept-Encoding: gzip` gets `Content-Encoding: gzip`. Its body is the gzip header, then
+//!   one raw-deflate chunk per event (and per heartbeat, reset signal and stream opening), each
+//!   from an empty window and ended by a sync flush, so the chunk of a published event is
+//!   computed once and shared by every compressing subscriber of its channel, with no
+//!   compression state per stream. No gzip trailer is sent (a stream ends only when its
+//!   connection closes); clients decode each event as its chunk arrives. Replayed and initial
+//!   events are compressed per stream, together as one chunk.
 //! - **Failures stay local**: a panicking handler answers 500 to its own request; a subscriber
 //!   that falls behind by more than its queue cap is disconnected, or, if its handler chose
 //!   another [`LagPolicy`], skips ahead with `event: reset` or keeps only the newest event of
@@ -150,6 +158,7 @@ mod cors;
 mod error;
 pub mod files;
 mod guard;
+mod gzip;
 mod hub;
 mod jitter;
 mod limit;

@@ -207,6 +207,13 @@ impl Stats {
             "Heartbeat comments written.",
             self.heartbeats,
         );
+        single(
+            &mut out,
+            "house_events_compressed_total",
+            "counter",
+            "Published events compressed for gzip streams: once per event and channel, however many subscribers take it.",
+            self.events_compressed,
+        );
         family(
             &mut out,
             "house_offload_jobs_total",

@@ -191,6 +191,10 @@ pub struct Stats {
     pub gap_signals: u64,
     /// Heartbeat comments written to idle streams.
     pub heartbeats: u64,
+    /// Published events compressed for gzip streams (see
+    /// [`Config::with_compression`](crate::Config::with_compression)): once per event and
+    /// channel, however many compressing subscribers it has.
+    pub events_compressed: u64,
     /// Events evicted from history because all channels' history passed a budget, by
     /// [`HistoryBudget`] in the order of [`HistoryBudget::ALL`]. (Events a channel's own
     /// limits or its time to live evict are not counted.)
@@ -234,6 +238,7 @@ impl Stats {
         replays: 0,
         gap_signals: 0,
         heartbeats: 0,
+        events_compressed: 0,
         history_evictions: [0; 2],
         rate_limits_refused: [0; 4],
         offload_done: 0,

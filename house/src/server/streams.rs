@@ -12,6 +12,7 @@ use mio::Token;
 
 use super::Server;
 use crate::conn::{Conn, Exchange, LatestFrame, Opening};
+use crate::gzip::{self, accepts_gzip, GZIP_HEADER};
 use crate::hub::Change;
 use crate::hub::Replay;
 use crate::printable::Printable;
@@ -32,23 +33,38 @@ impl Server {
     ) {
         let now = self.now;
         let head_only = request.method() == Method::Head;
-        let mut head =
-            if subscribe.headers().next().is_none() && self.config.cors().is_none() && !head_only {
-                // Room for this stream's own lines too (its `retry:`, its id), so appending
-                // them does not reallocate.
-                let mut head = Vec::with_capacity(self.default_stream_head.len() + 96);
-                head.extend_from_slice(&self.default_stream_head);
-                head
-            } else {
-                // The head is this stream's own (its handler's headers), built once per stream.
-                let response = stream_response().with_checked_headers(subscribe.take_headers());
-                // A stream's head gets its CORS headers here, as every other answer does in `respond`.
-                let response = match self.config.cors() {
-                    Some(cors) => cors.apply(response, request.header("origin")),
-                    None => response,
-                };
-                stream_head(&response, None)
+        let compression = self.config.compression();
+        let gzip = compression && accepts_gzip(request.header("accept-encoding"));
+        let mut head = if subscribe.headers().next().is_none()
+            && self.config.cors().is_none()
+            && !head_only
+            && !compression
+        {
+            // Room for this stream's own lines too (its `retry:`, its id), so appending
+            // them does not reallocate.
+            let mut head = Vec::with_capacity(self.default_stream_head.len() + 96);
+            head.extend_from_slice(&self.default_stream_head);
+            head
+        } else {
+            // The head is this stream's own (its handler's headers), built once per stream.
+            let mut response = stream_response();
+            if compression {
+                // Caches keep the compressed and the plain answer apart.
+                response = response.with_header("Vary", "Accept-Encoding");
+            }
+            if gzip {
+                response = response.with_header("Content-Encoding", "gzip");
+            }
+            let response = response.with_checked_headers(subscribe.take_headers());
+            // A stream's head gets its CORS headers here, as every other answer does in `respond`.
+            let response = match self.config.cors() {
+                Some(cors) => cors.apply(response, request.header("origin")),
+                None => response,
             };
+            stream_head(&response, None)
+        };
+        // Where the body starts: a compressed stream's is deflated from there.
+        let body_at = head.len();
         // Each stream is told its own `retry:`, so clients dropped together come back spread.
         if let Some((low, high)) = self.retry_range.filter(|_| !head_only) {
             retry_hint(&mut head, self.jitter.between(low, high));
@@ -78,7 +94,15 @@ impl Server {
                 Err(err) => log::warn!("no id for a stream: {err}"),
             }
         }
+        if gzip {
+            let body = head.split_off(body_at);
+            head.extend_from_slice(&GZIP_HEADER);
+            head.extend_from_slice(&gzip::deflate(&body));
+        }
         conn.start_streaming(subscribe.channels().into(), head, subscribe.take_initial());
+        if gzip {
+            conn.set_compressed();
+        }
         conn.set_lag_policy(subscribe.lag_policy());
         if let Some(lifetime) = self.config.max_stream_lifetime() {
             // Up to a tenth more, so streams opened together do not all close together.
@@ -140,19 +164,10 @@ impl Server {
         };
         let Opening { head, initial } = *opening;
         conn.queue(head, now);
-        if reset {
-            self.stats.gap_signals += 1;
-            conn.queue(reset_event(), now);
-        }
-        self.stats.events_delivered += frames.len() as u64;
-        for frame in frames {
-            conn.queue_frame(frame, now);
-        }
+        self.stats.gap_signals += u64::from(reset);
         // This stream's own first events: after what it missed, before anything live.
-        self.stats.events_delivered += initial.len() as u64;
-        for frame in initial {
-            conn.queue_frame(frame, now);
-        }
+        self.stats.events_delivered += (frames.len() + initial.len()) as u64;
+        queue_missed(conn, reset, frames.into_iter().chain(initial), now);
         for channel in conn.channels() {
             self.hub.subscribe(token, channel);
         }
@@ -226,14 +241,9 @@ impl Server {
                         last_event_id.as_deref(),
                         after_seq,
                     );
-                    if replay.reset {
-                        self.stats.gap_signals += 1;
-                        conn.queue(reset_event(), now);
-                    }
+                    self.stats.gap_signals += u64::from(replay.reset);
                     self.stats.events_delivered += replay.frames.len() as u64;
-                    for frame in replay.frames {
-                        conn.queue_frame(frame, now);
-                    }
+                    queue_missed(conn, replay.reset, replay.frames, now);
                     self.hub.subscribe_pattern(token, &pattern);
                     self.dirty.mark(token, conn);
                 }
@@ -263,14 +273,9 @@ impl Server {
         else {
             return;
         };
-        if reset {
-            self.stats.gap_signals += 1;
-            conn.queue(reset_event(), now);
-        }
+        self.stats.gap_signals += u64::from(reset);
         self.stats.events_delivered += frames.len() as u64;
-        for frame in frames {
-            conn.queue_frame(frame, now);
-        }
+        queue_missed(conn, reset, frames, now);
         self.hub.subscribe(token, &channel);
         self.dirty.mark(token, conn);
     }
@@ -296,7 +301,7 @@ impl Server {
                 continue;
             }
             self.stats.gap_signals += 1;
-            conn.queue(reset_event(), now);
+            queue_missed(conn, true, [], now);
             self.dirty.mark(token, conn);
         }
     }
@@ -313,12 +318,24 @@ impl Server {
         let lag = self.config.lag_threshold();
         let mut dropped = Vec::new();
         let (conns, stats, dirty) = (&mut self.conns, &mut self.stats, &mut self.dirty);
-        for (channel, frame) in self.hub.take_pending() {
-            // Built for the first subscriber under `Latest`, shared by the others.
-            let mut latest: Option<Arc<LatestFrame>> = None;
+        for (channel, plain) in self.hub.take_pending() {
+            // Built for the first subscriber under `Latest`, shared by the others; and so,
+            // for compressed streams, the event's chunk and its `Latest` form.
+            let mut plain_latest: Option<Arc<LatestFrame>> = None;
+            let mut deflated: Option<Frame> = None;
+            let mut deflated_latest: Option<Arc<LatestFrame>> = None;
             self.hub.each_subscriber(&channel, |token| {
                 let Some(conn) = conns.get_mut(&token) else {
                     return;
+                };
+                let (frame, latest) = if conn.is_compressed() {
+                    let chunk = deflated.get_or_insert_with(|| {
+                        stats.events_compressed += 1;
+                        Frame::from(gzip::deflate(&plain))
+                    });
+                    (&*chunk, &mut deflated_latest)
+                } else {
+                    (&plain, &mut plain_latest)
                 };
                 // The default policy's path: one byte compared more than before policies.
                 let queued = match conn.lag_policy() {
@@ -329,7 +346,7 @@ impl Server {
                                 Arc::new(LatestFrame::new(&channel, frame.clone()))
                             }))
                         });
-                        queue_lagging(conn, stats, &frame, latest, lag, cap, now)
+                        queue_lagging(conn, stats, frame, latest, lag, cap, now)
                     }
                 };
                 match queued {
@@ -349,6 +366,32 @@ impl Server {
             }
             self.close(token, reason);
         }
+    }
+}
+
+/// Queues what a stream missed: the `reset` signal if `reset`, then `frames` (replayed or
+/// initial events). A compressed stream gets them all as one chunk, compressed for it alone.
+fn queue_missed(
+    conn: &mut Conn,
+    reset: bool,
+    frames: impl IntoIterator<Item = Frame>,
+    now: Instant,
+) {
+    if conn.is_compressed() {
+        let mut missed = if reset { reset_event() } else { Vec::new() };
+        for frame in frames {
+            missed.extend_from_slice(&frame);
+        }
+        if !missed.is_empty() {
+            conn.queue(gzip::deflate(&missed), now);
+        }
+        return;
+    }
+    if reset {
+        conn.queue(reset_event(), now);
+    }
+    for frame in frames {
+        conn.queue_frame(frame, now);
     }
 }
 

@@ -9,6 +9,7 @@ use mio::Token;
 
 use super::Server;
 use crate::conn::Due;
+use crate::gzip;
 use crate::sse::comment;
 use crate::stats::DropReason;
 
@@ -32,13 +33,20 @@ impl Server {
     pub(super) fn sweep(&mut self, now: Instant) -> Sweep {
         let mut sweep = Sweep::default();
         let heartbeat = comment("heartbeat");
+        // Compressed streams' heartbeat, deflated for the first of them only.
+        let mut deflated: Option<Vec<u8>> = None;
         let mut idle = 0;
         for (&token, conn) in self.conns.iter_mut() {
             match conn.due(now, &self.config) {
                 None => {}
                 Some(Due::Idle) => idle += 1,
                 Some(Due::Heartbeat) => {
-                    conn.queue(heartbeat.clone(), now);
+                    let bytes = if conn.is_compressed() {
+                        deflated.get_or_insert_with(|| gzip::deflate(&heartbeat))
+                    } else {
+                        &heartbeat
+                    };
+                    conn.queue(bytes.clone(), now);
                     self.stats.heartbeats += 1;
                     self.dirty.mark(token, conn);
                 }
