@@ -1159,6 +1159,17 @@ mod tests {
     }
 
     #[test]
+    fn a_compressed_stream_skips_to_the_deflated_gap_signal() {
+        let mut queue = OutQueue::default();
+        for _ in 0..3 {
+            queue.push_shared(Arc::from(crate::gzip::deflate(b"data: x\n\n")));
+        }
+        assert_eq!(queue.skip_events(true), (3, true));
+        assert_eq!(queue.skip_events(true), (0, false));
+        assert_eq!(drain(&mut queue), crate::gzip::reset_chunk());
+    }
+
+    #[test]
     fn latest_replaces_the_unsent_event_of_its_channel_only() {
         let mut queue = OutQueue::default();
         queue.push_latest(latest("a", "a1"));
