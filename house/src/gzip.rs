@@ -12,8 +12,10 @@
 //! The gzip trailer (CRC-32 and length of everything sent) is never written: it would need
 //! state per stream, and a stream only ends when its connection closes. Clients decode as
 //! bytes arrive, so each event is delivered whole when its chunk does; at the close, a client
-//! that checks the trailer sees a truncated body after the last event (none of curl, Python
-//! `httpx`, Node's `fetch` or Chromium's `EventSource` reports it).
+//! that checks the trailer sees a truncated body after the last event. curl, Python `httpx`,
+//! Node's `fetch` and Chromium's `EventSource` do not report it (tests/compression_clients.rs,
+//! tests/compression_browser.rs); Node's `zlib.createGunzip()` does, unless given
+//! `finishFlush: Z_SYNC_FLUSH` (as `fetch` gives it).
 
 use std::cell::RefCell;
 use std::sync::LazyLock;
