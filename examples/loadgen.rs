@@ -7,6 +7,10 @@
 //! what arrived: deliveries/s, loss, duplicates, out-of-order, latency percentiles, and the
 //! server's CPU time and memory read from `/proc/PID` when `--server-pid` is given.
 //!
+//! `--gzip` makes subscribers send `Accept-Encoding: gzip` and decode the streams that come
+//! back with `Content-Encoding: gzip` (house's `Config::with_compression`); every run reports
+//! the bytes the subscribers read off their sockets (`wire_bytes`, and per delivery).
+//!
 //! `--idle` instead only connects the subscribers and reports the server's RSS growth per
 //! connection; `--conn-rss` reports the same growth in a publishing run, sampled once every
 //! subscriber has its response head and before the first publish. `--precise-cpu` reads CPU
@@ -44,7 +48,7 @@ const USAGE: &str =
         [--publish get|post|TEMPLATE] [--subscribe PATH] [--server-pid PID] [--readers T]
         [--inflight D] [--idle] [--timeout SECS] [--drain SECS] [--label TEXT]
         [--sub-addrs HOST:PORT,HOST:PORT,...] [--settle-us U]
-        [--sources N | --source-addrs IP,IP,...] [--conn-rss] [--precise-cpu]
+        [--sources N | --source-addrs IP,IP,...] [--conn-rss] [--precise-cpu] [--gzip]
   --settle-us U   after a poll that found few sockets ready, a reader waits U µs (default
                   200) so that the next poll finds more sockets with more bytes each: fewer
                   wake-ups, reads and ACKs per delivery; latencies read up to U µs late
@@ -54,6 +58,7 @@ const USAGE: &str =
                   127.0.0.3, ... (one address reaches ~28,000 ports of one server port)
   --source-addrs  the same with the addresses given
   --conn-rss      also report the server's RSS growth per subscriber (before publishing)
+  --gzip          subscribers send Accept-Encoding: gzip and decode gzip streams
   --precise-cpu   CPU times from /proc/PID/task/*/schedstat (ns), not utime + stime (10 ms
                   ticks): for short runs
   --publish get   GET /send-message?room={room}&name=lg&message={msg}   (house, axum)
@@ -94,6 +99,7 @@ struct Options {
     /// Local addresses subscribers bind to, round-robin (empty: the kernel picks).
     sources: Vec<IpAddr>,
     conn_rss: bool,
+    gzip: bool,
     precise_cpu: bool,
 }
 
@@ -125,6 +131,7 @@ fn parse_options() -> Result<Options, String> {
         sources: Vec::new(),
         conn_rss: false,
         precise_cpu: false,
+        gzip: false,
     };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next().map_err(|err| err.to_string())? {
@@ -139,6 +146,10 @@ fn parse_options() -> Result<Options, String> {
             }
             lexopt::Arg::Long("precise-cpu") => {
                 opts.precise_cpu = true;
+                continue;
+            }
+            lexopt::Arg::Long("gzip") => {
+                opts.gzip = true;
                 continue;
             }
             lexopt::Arg::Short('h') | lexopt::Arg::Long("help") => return Err(String::new()),
@@ -272,6 +283,9 @@ impl Report {
             ("publish_errors", "non-2xx publish answers"),
             ("window_s", "s from first publish to last delivery"),
             ("deliveries_per_s", ""),
+            ("gzip", "subscribers asked for gzip"),
+            ("wire_bytes", "bytes read by subscribers"),
+            ("wire_bytes_per_delivery", "bytes"),
             ("lat_p50_ms", "ms"),
             ("lat_p99_ms", "ms"),
             ("lat_max_ms", "ms"),
@@ -445,9 +459,16 @@ fn run(opts: &Options) -> io::Result<Report> {
         let mut stream = binder
             .connect(i, addr)
             .map_err(|e| io::Error::new(e.kind(), format!("subscriber {i}: connect: {e}")))?;
+        let encoding = if opts.gzip {
+            "Accept-Encoding: gzip\r\n"
+        } else {
+            ""
+        };
         stream.write_all(
-            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n\r\n")
-                .as_bytes(),
+            format!(
+                "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\n{encoding}\r\n"
+            )
+            .as_bytes(),
         )?;
         stream.set_nonblocking(true)?;
         groups[i % opts.readers].push(Sub::new(TcpStream::from_std(stream), opts.messages));
@@ -612,6 +633,12 @@ fn run(opts: &Options) -> io::Result<Report> {
     obj.insert("publish_s".into(), round(publish_secs, 3).into());
     obj.insert("expected".into(), expected.into());
     obj.insert("delivered".into(), unique.into());
+    obj.insert("gzip".into(), opts.gzip.into());
+    obj.insert("wire_bytes".into(), stats.wire_bytes.into());
+    if unique > 0 {
+        let per = stats.wire_bytes as f64 / unique as f64;
+        obj.insert("wire_bytes_per_delivery".into(), round(per, 1).into());
+    }
     obj.insert("lost".into(), expected.saturating_sub(unique).into());
     obj.insert("duplicates".into(), stats.duplicates.into());
     obj.insert("out_of_order".into(), stats.out_of_order.into());
@@ -809,6 +836,8 @@ struct Stats {
     out_of_order: u64,
     foreign: u64,
     latencies_us: Vec<u32>,
+    /// Bytes read off the subscribers' sockets, heads included.
+    wire_bytes: u64,
 }
 
 enum Phase {
@@ -837,6 +866,8 @@ struct Sub {
     chunk: Option<Chunk>,
     /// Bytes not yet consumed: the head, then an incomplete line of the body.
     pending: Vec<u8>,
+    /// Set when the stream's head says `Content-Encoding: gzip`.
+    gzip: Option<Box<Gunzip>>,
     /// Which sequence numbers arrived (bit per message).
     seen: Vec<u64>,
     last_seq: Option<u64>,
@@ -848,6 +879,7 @@ impl Sub {
             stream,
             phase: Phase::Head,
             chunk: None,
+            gzip: None,
             pending: Vec::new(),
             seen: vec![0; messages.div_ceil(64) as usize],
             last_seq: None,
@@ -908,6 +940,7 @@ fn read_loop(
                         shared.failed.fetch_add(1, Relaxed);
                     }
                     Ok(n) => {
+                        stats.wire_bytes += n as u64;
                         on_bytes(
                             sub,
                             &scratch[..n],
@@ -973,6 +1006,12 @@ fn on_bytes(
         {
             sub.chunk = Some(Chunk::Size(0));
         }
+        if head
+            .lines()
+            .any(|l| l.starts_with("content-encoding:") && l.contains("gzip"))
+        {
+            sub.gzip = Some(Box::default());
+        }
         sub.phase = Phase::Body;
         shared.ready.fetch_add(1, Relaxed);
         let rest = sub.pending.split_off(end + 4);
@@ -1002,6 +1041,64 @@ fn on_body(
         dechunk(state, bytes, body);
         data = body;
     }
+    if let Some(gzip) = &mut sub.gzip {
+        let mut text = std::mem::take(&mut gzip.text);
+        text.clear();
+        gzip.inflate(data, &mut text);
+        on_text(sub, &text, now_ns, nonce, stats);
+        if let Some(gzip) = &mut sub.gzip {
+            gzip.text = text;
+        }
+        return;
+    }
+    on_text(sub, data, now_ns, nonce, stats);
+}
+
+/// The decoding state of a gzip stream (`--gzip`).
+struct Gunzip {
+    /// Raw deflate, after the gzip header.
+    inflate: flate2::Decompress,
+    /// Header bytes still to skip: house's header is the plain 10 bytes, with no optional
+    /// fields.
+    header: usize,
+    /// What the last read decoded to, kept to reuse its allocation.
+    text: Vec<u8>,
+}
+
+impl Default for Gunzip {
+    fn default() -> Gunzip {
+        Gunzip {
+            inflate: flate2::Decompress::new(false),
+            header: 10,
+            text: Vec::new(),
+        }
+    }
+}
+
+impl Gunzip {
+    /// Decodes `bytes` (the next of the body) onto `out`; a corrupt stream decodes no further,
+    /// and its events count as lost.
+    fn inflate(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        let skip = self.header.min(bytes.len());
+        self.header -= skip;
+        let mut input = &bytes[skip..];
+        loop {
+            out.reserve((input.len() * 4).max(4096));
+            let before = self.inflate.total_in();
+            let flush = flate2::FlushDecompress::Sync;
+            if self.inflate.decompress_vec(input, out, flush).is_err() {
+                return;
+            }
+            input = &input[(self.inflate.total_in() - before) as usize..];
+            if input.is_empty() && out.len() < out.capacity() {
+                return;
+            }
+        }
+    }
+}
+
+/// Splits decoded SSE text into lines and handles `data:` lines.
+fn on_text(sub: &mut Sub, mut data: &[u8], now_ns: u64, nonce: u64, stats: &mut Stats) {
     if !sub.pending.is_empty() {
         // Finish the line the previous read cut.
         let Some(nl) = memchr(b'\n', data) else {
@@ -1160,6 +1257,7 @@ fn join_all(readers: Vec<thread::JoinHandle<Stats>>) -> Stats {
     for reader in readers {
         if let Ok(stats) = reader.join() {
             total.unique += stats.unique;
+            total.wire_bytes += stats.wire_bytes;
             total.duplicates += stats.duplicates;
             total.out_of_order += stats.out_of_order;
             total.foreign += stats.foreign;
