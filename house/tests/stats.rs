@@ -170,5 +170,5 @@ fn metrics_endpoint_is_valid_prometheus_text() {
     for family in &families {
         assert!(scrape.docs.contains_key(family), "no HELP for {family}");
     }
-    assert_eq!(families.len(), 22, "{families:?}");
+    assert_eq!(families.len(), 23, "{families:?}");
 }
