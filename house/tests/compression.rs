@@ -1,7 +1,8 @@
 //! Compressed streams over real sockets (`Config::with_compression`): a client that takes gzip
 //! decodes exactly the bytes a plain client gets; clients that do not (no header, `gzip;q=0`)
 //! get today's bytes; each event is compressed once, however many subscribers take it; replays,
-//! stream ids, resets and heartbeats are compressed too.
+//! stream ids, resets and heartbeats are compressed too; and a lagging stream that skips or
+//! replaces events drops whole chunks, so what it gets still decodes.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -11,7 +12,7 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use flate2::{Decompress, FlushDecompress};
-use house::{Config, Event, Route, Subscribe};
+use house::{Config, Event, LagPolicy, Route, Subscribe};
 use support::*;
 
 const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
@@ -64,7 +65,21 @@ impl Reader {
     }
 
     fn request(server: &TestServer, method: &str, target: &str, headers: &str) -> Reader {
-        let mut stream = server.connect();
+        Reader::on(server.connect(), method, target, headers)
+    }
+
+    /// A subscriber that reads nothing until told: a receive buffer of 4 KiB.
+    fn stalled(server: &TestServer, target: &str, headers: &str) -> Reader {
+        let socket =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        socket.connect(&server.addr.into()).unwrap();
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(PATIENCE)).unwrap();
+        Reader::on(stream, "GET", target, headers)
+    }
+
+    fn on(mut stream: TcpStream, method: &str, target: &str, headers: &str) -> Reader {
         stream
             .write_all(format!("{method} {target} HTTP/1.1\r\nHost: t\r\n{headers}\r\n").as_bytes())
             .unwrap();
@@ -337,4 +352,113 @@ fn head_requests_say_gzip_and_send_no_body() {
     let mut rest = Vec::new();
     reader.stream.read_to_end(&mut rest).unwrap();
     assert!(rest.is_empty() && reader.raw.is_empty());
+}
+
+/// `tag seq ` then letters and digits from a generator seeded by both, to 1 KiB: it compresses
+/// only to about three quarters, so a stalled subscriber's queue fills as with plain events.
+fn noise(tag: &str, seq: usize) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut state = (seq as u64 + 1).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ tag.len() as u64;
+    let mut text = format!("{tag} {seq:06} ");
+    while text.len() < 1024 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        text.push(char::from(
+            ALPHABET[(state % ALPHABET.len() as u64) as usize],
+        ));
+    }
+    text
+}
+
+/// The `(tag, seq)` of each event, and `None` for each `reset`, in a decoded stream's text.
+fn seen(text: &str) -> Vec<Option<(String, usize)>> {
+    text.split("\n\n")
+        .filter_map(|block| {
+            if block.lines().any(|l| l == "event: reset") {
+                return Some(None);
+            }
+            let data = block.lines().find_map(|l| l.strip_prefix("data: "))?;
+            let mut words = data.split(' ');
+            let tag = words.next()?.to_owned();
+            Some(Some((tag, words.next()?.parse().ok()?)))
+        })
+        .collect()
+}
+
+#[test]
+fn lagging_gzip_streams_skip_or_replace_whole_chunks() {
+    let config = config()
+        .with_subscriber_queue_cap(64 * 1024)
+        .with_lag_threshold(16 * 1024)
+        .with_stream_send_buffer(4096);
+    let policy = |path: &'static str, policy: LagPolicy| {
+        Route::stream(path, move |_| {
+            Subscribe::to("eur").and("usd").with_lag_policy(policy)
+        })
+    };
+    let routes = vec![
+        policy("/drop_oldest", LagPolicy::DropOldest),
+        policy("/latest", LagPolicy::Latest),
+        Route::stream("/source", |_| Subscribe::to("eur").and("usd")),
+    ];
+    let server = TestServer::start(config, routes);
+    let gzip = "Accept-Encoding: gzip\r\n";
+    let mut skipping = Reader::stalled(&server, "/drop_oldest", gzip);
+    let mut latest = Reader::stalled(&server, "/latest", gzip);
+    let mut fast = Reader::open(&server, "/source", gzip);
+    wait_subscribers(&server, 6);
+    // Far past the queue cap, in batches the fast reader takes before the next.
+    let total = 600;
+    for seq in 0..total {
+        let tag = ["eur", "usd"][seq % 2];
+        server
+            .handle
+            .publish(tag, Event::new(noise(tag, seq / 2)))
+            .unwrap();
+        if seq % 8 == 7 {
+            fast.until("\n\n", seq + 2);
+        }
+    }
+    fast.until("\n\n", total + 1);
+    let last = total / 2 - 1;
+
+    // Skipping ahead: what the kernel held, then a reset wherever events are missing.
+    let text = skipping.until(&format!("usd {last:06} "), 1);
+    let events = seen(&text);
+    assert!(events.contains(&None), "no reset");
+    let mut previous: Option<usize> = None;
+    let mut after_reset = false;
+    for event in &events {
+        match event {
+            None => after_reset = true,
+            Some((tag, seq)) => {
+                // Events alternate eur, usd: their global order.
+                let at = seq * 2 + usize::from(tag == "usd");
+                let next = previous.map_or(0, |p| p + 1);
+                assert!(
+                    at == next || (after_reset && at > next),
+                    "{at} after {previous:?}"
+                );
+                (previous, after_reset) = (Some(at), false);
+            }
+        }
+    }
+    assert_eq!(previous, Some(total - 1));
+
+    // Latest: the backlog replaced by the newest event of each channel.
+    latest.until(&format!("eur {last:06} "), 1);
+    let text = latest.until(&format!("usd {last:06} "), 1);
+    let events = seen(&text);
+    assert!(!events.contains(&None));
+    assert!(events.len() < 100, "{} events: the backlog", events.len());
+    for tag in ["eur", "usd"] {
+        let seqs: Vec<usize> = events
+            .iter()
+            .flatten()
+            .filter(|(t, _)| t == tag)
+            .map(|(_, seq)| *seq)
+            .collect();
+        assert!(seqs.windows(2).all(|w| w[0] < w[1]), "{tag}: {seqs:?}");
+    }
 }
