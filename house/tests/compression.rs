@@ -38,6 +38,9 @@ fn routes() -> Vec<Route> {
             Subscribe::to(ctx.request.param("room").unwrap_or("room"))
         }),
         Route::stream("/joinable", |_| Subscribe::to("room").joinable()),
+        Route::stream("/own", |_| {
+            Subscribe::to("room").with_header("Content-Encoding", "identity")
+        }),
     ]
 }
 
@@ -227,6 +230,20 @@ fn clients_that_refuse_gzip_get_todays_bytes() {
     }
     wait_for("stats", || server.handle.stats().events_delivered == 5);
     assert_eq!(server.handle.stats().events_compressed, 0);
+
+    // A handler's own `Content-Encoding` stands, and its stream is not compressed.
+    let mut own = Reader::open(&server, "/own", "Accept-Encoding: gzip\r\n");
+    assert!(
+        own.head.contains("\r\nContent-Encoding: identity\r\n"),
+        "{}",
+        own.head
+    );
+    assert!(!own.head.contains("gzip"), "{}", own.head);
+    wait_subscribers(&server, readers.len() as u64 + 1);
+    server.handle.publish("room", Event::new("again")).unwrap();
+    assert!(own
+        .until("data: again\n\n", 1)
+        .starts_with("retry: 2000\n\nid: "));
 
     // With compression off, a client that takes gzip gets today's head: no `Vary` either.
     let off = TestServer::start(Config::default().with_retry_spread(0.0), routes());

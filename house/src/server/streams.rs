@@ -34,7 +34,12 @@ impl Server {
         let now = self.now;
         let head_only = request.method() == Method::Head;
         let compression = self.config.compression();
-        let gzip = compression && accepts_gzip(request.header("accept-encoding"));
+        // A handler that set its own `Content-Encoding` keeps it, and its stream stays plain.
+        let gzip = compression
+            && accepts_gzip(request.header("accept-encoding"))
+            && !subscribe
+                .headers()
+                .any(|(name, _)| name.eq_ignore_ascii_case("content-encoding"));
         let mut head = if subscribe.headers().next().is_none()
             && self.config.cors().is_none()
             && !head_only
