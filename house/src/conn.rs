@@ -143,11 +143,101 @@ pub(crate) struct Lagged {
     pub(crate) gap: bool,
 }
 
+/// The chunks of an [`OutQueue`], front first. One chunk, what a stream that keeps up has
+/// (each event is written in the turn it is published), is held inline; more take a
+/// `VecDeque`, given back once the queue empties, so an idle stream holds no spare capacity
+/// (a kept deque cost each idle stream a 112-byte malloc chunk).
+#[derive(Debug, Default)]
+enum Chunks {
+    #[default]
+    Empty,
+    One(Chunk),
+    Many(VecDeque<Chunk>),
+}
+
+impl Chunks {
+    fn push_back(&mut self, chunk: Chunk) {
+        if let Chunks::Many(many) = self {
+            many.push_back(chunk);
+            return;
+        }
+        *self = match std::mem::take(self) {
+            Chunks::One(first) => {
+                // Four, as a deque's first growth gives: a queue that backs up once usually
+                // holds a few.
+                let mut many = VecDeque::with_capacity(4);
+                many.push_back(first);
+                many.push_back(chunk);
+                Chunks::Many(many)
+            }
+            _ => Chunks::One(chunk),
+        };
+    }
+
+    fn front(&self) -> Option<&Chunk> {
+        match self {
+            Chunks::Empty => None,
+            Chunks::One(chunk) => Some(chunk),
+            Chunks::Many(many) => many.front(),
+        }
+    }
+
+    fn pop_front(&mut self) {
+        match self {
+            Chunks::Empty => {}
+            Chunks::One(_) => *self = Chunks::Empty,
+            Chunks::Many(many) => {
+                many.pop_front();
+                // Kept while anything is queued, so a backlog that drains and refills between
+                // one and a few chunks does not allocate each time.
+                if many.is_empty() {
+                    *self = Chunks::Empty;
+                }
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Chunk> {
+        let (one, many) = match self {
+            Chunks::Empty => (None, None),
+            Chunks::One(chunk) => (Some(chunk), None),
+            Chunks::Many(many) => (None, Some(many)),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Chunks::Empty => 0,
+            Chunks::One(_) => 1,
+            Chunks::Many(many) => many.len(),
+        }
+    }
+
+    /// Keeps the chunks `keep` says to, in order (each is shown once, front first).
+    fn retain(&mut self, mut keep: impl FnMut(&Chunk) -> bool) {
+        match self {
+            Chunks::Empty => {}
+            Chunks::One(chunk) => {
+                if !keep(chunk) {
+                    *self = Chunks::Empty;
+                }
+            }
+            Chunks::Many(many) => {
+                many.retain(|chunk| keep(chunk));
+                if many.is_empty() {
+                    *self = Chunks::Empty;
+                }
+            }
+        }
+    }
+}
+
 /// Bytes waiting to be written, in order. Events are queued as shared frames, so fanning an
 /// event out to many subscribers never copies its payload.
 #[derive(Debug, Default)]
 struct OutQueue {
-    chunks: VecDeque<Chunk>,
+    chunks: Chunks,
     /// Bytes of the front chunk already written.
     offset: usize,
     len: usize,
@@ -1100,6 +1190,33 @@ mod tests {
     #[test]
     fn gap_is_the_reset_event() {
         assert_eq!(GAP, crate::sse::reset_event());
+    }
+
+    #[test]
+    fn a_drained_queue_keeps_no_allocation() {
+        let mut queue = OutQueue::default();
+        queue.push_owned(b"HEAD\n".to_vec());
+        assert!(matches!(queue.chunks, Chunks::One(_)));
+        for data in ["data: 1\n\n", "data: 2\n\n"] {
+            queue.push_shared(Arc::from(data.as_bytes()));
+        }
+        assert_eq!(queue.chunks.len(), 3);
+        assert_eq!(drain(&mut queue), b"HEAD\ndata: 1\n\ndata: 2\n\n");
+        assert!(matches!(queue.chunks, Chunks::Empty));
+        // Skipping every event of a queue of events empties it too, but for the gap signal.
+        queue.push_shared(Arc::from(&b"data: 3\n\n"[..]));
+        queue.push_shared(Arc::from(&b"data: 4\n\n"[..]));
+        assert_eq!(queue.skip_events(), (2, true));
+        assert!(matches!(queue.chunks, Chunks::One(Chunk::Gap)));
+    }
+
+    #[test]
+    fn an_inline_chunk_costs_no_room() {
+        // The inline chunk and the deque share the deque's four words.
+        assert_eq!(
+            std::mem::size_of::<Chunks>(),
+            std::mem::size_of::<VecDeque<Chunk>>()
+        );
     }
 
     #[test]
