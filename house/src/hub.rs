@@ -1464,7 +1464,7 @@ impl Hub {
     pub(crate) fn replay_join_pattern(
         &self,
         token: Token,
-        channels: &[String],
+        channels: &[Box<str>],
         pattern: &Pattern,
         last_event_id: Option<&str>,
         seq: u64,
@@ -1474,7 +1474,7 @@ impl Hub {
             .iter()
             .filter(|(name, _)| {
                 pattern.matches(name)
-                    && !channels.contains(name)
+                    && !channels.iter().any(|c| **c == **name)
                     && !self.pattern_covers(token, name)
             })
             .map(|(_, c)| c)
@@ -2057,7 +2057,7 @@ mod tests {
         hub.publish("o/2", Event::new("2")).unwrap();
         hub.publish("o/3/x", Event::new("3")).unwrap();
         hub.subscribe_pattern(Token(1), &pattern("o/3/*"));
-        let own = ["o/2".to_owned()];
+        let own: [Box<str>; 1] = ["o/2".into()];
         let run = hub.run_id().to_owned();
         // After event 1: o/1 has nothing newer, o/2 is the stream's, o/3/x its other pattern's.
         let replay = hub.replay_join_pattern(

@@ -92,7 +92,7 @@ impl Server {
     }
 
     /// A stream leaves its channels, for `reason`.
-    pub(super) fn unsubscribe(&mut self, token: Token, channels: &[String], reason: DropReason) {
+    pub(super) fn unsubscribe(&mut self, token: Token, channels: &[Box<str>], reason: DropReason) {
         for channel in channels {
             self.hub.unsubscribe(token, channel);
             self.hub.drop_interest(channel);

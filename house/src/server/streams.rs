@@ -11,7 +11,7 @@ use std::time::Instant;
 use mio::Token;
 
 use super::Server;
-use crate::conn::{Conn, Exchange, LatestFrame, Opening};
+use crate::conn::{Channels, Conn, Exchange, LatestFrame, Opening};
 use crate::hub::Change;
 use crate::hub::Replay;
 use crate::printable::Printable;
@@ -78,7 +78,11 @@ impl Server {
                 Err(err) => log::warn!("no id for a stream: {err}"),
             }
         }
-        conn.start_streaming(subscribe.channels().into(), head, subscribe.take_initial());
+        conn.start_streaming(
+            Channels::from_names(subscribe.channels()),
+            head,
+            subscribe.take_initial(),
+        );
         conn.set_lag_policy(subscribe.lag_policy());
         if let Some(lifetime) = self.config.max_stream_lifetime() {
             // Up to a tenth more, so streams opened together do not all close together.
