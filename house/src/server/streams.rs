@@ -160,7 +160,7 @@ impl Server {
         for channel in conn.channels() {
             self.hub.subscribe(token, channel);
         }
-        self.dirty.mark(token, conn);
+        self.dirty.mark_opened(token, conn);
     }
 
     /// Applies the joins and leaves handlers made, in order. What was published before a join
