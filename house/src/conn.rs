@@ -166,8 +166,8 @@ impl LatestFrame {
     }
 }
 
-/// One queued piece of output. Kept at three words: an idle stream's queue keeps its
-/// allocation, so every variant costs every stream.
+/// One queued piece of output. Kept at three words: every connection holds one inline (see
+/// [`Chunks`]), so a wider variant would cost every stream.
 #[derive(Debug)]
 enum Chunk {
     Owned(Vec<u8>),
@@ -1317,7 +1317,7 @@ mod tests {
 
     #[test]
     fn chunks_stay_three_words() {
-        // Each slot of every stream's queue costs this; a wider variant would cost them all.
+        // Every connection holds one inline, and each slot of a backed-up queue costs this.
         assert_eq!(
             std::mem::size_of::<Chunk>(),
             3 * std::mem::size_of::<usize>()
