@@ -12,6 +12,11 @@
 //! - `GET /hello` with the headers `wrk` sends (the `hello` workload of `examples/compare.rs`);
 //! - a browser-like `GET /hello` with eight headers;
 //! - `POST /form` with an `application/x-www-form-urlencoded` body of two fields.
+//!
+//! Then it opens `--streams N` SSE streams (`GET /source?room=R`, one channel each, as
+//! `loadgen --idle` opens them) and prints the heap each one keeps while idle: allocations
+//! still live, and their bytes as requested (glibc rounds each up to a 16-byte chunk of at
+//! least 32 with its 8-byte header), the connection map's and channel sets' growth included.
 
 use std::alloc::System;
 use std::io::{self, Read, Write};
@@ -20,7 +25,7 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::Duration;
 
-use house::{Config, Route, Server};
+use house::{Config, Route, Server, Subscribe};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 /// Every allocation of the process goes through this counter.
@@ -55,6 +60,7 @@ Content-Length: 28\r\n\r\nname=ann&message=hello+there",
 
 fn main() -> io::Result<()> {
     let mut requests = 20_000usize;
+    let mut streams = 2_000usize;
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next().map_err(io::Error::other)? {
         match arg {
@@ -62,8 +68,12 @@ fn main() -> io::Result<()> {
                 let value = parser.value().map_err(io::Error::other)?;
                 requests = lexopt::ValueExt::parse(&value).map_err(io::Error::other)?;
             }
+            lexopt::Arg::Long("streams") => {
+                let value = parser.value().map_err(io::Error::other)?;
+                streams = lexopt::ValueExt::parse(&value).map_err(io::Error::other)?;
+            }
             _ => {
-                eprintln!("usage: alloc_count [--requests N]");
+                eprintln!("usage: alloc_count [--requests N] [--streams N]");
                 std::process::exit(2);
             }
         }
@@ -78,6 +88,9 @@ fn main() -> io::Result<()> {
                     ctx.request.param("name").unwrap_or(""),
                     ctx.request.param("message").unwrap_or("")
                 )
+            }),
+            Route::stream("/source", |ctx| {
+                Subscribe::to(ctx.request.param("room").unwrap_or("lobby").to_owned())
             }),
         ];
         let server = Server::bind(("127.0.0.1", 0), Config::default(), routes)?;
@@ -110,10 +123,50 @@ fn main() -> io::Result<()> {
             change.bytes_allocated as f64 / requests as f64,
         );
     }
+    idle_streams(addr, streams)?;
     handle.shutdown();
     server
         .join()
         .map_err(|_| io::Error::other("the server thread panicked"))?
+}
+
+/// Opens `count` streams on a few rooms, each read up to the end of its head (so it is
+/// attached), and prints what the heap keeps per stream meanwhile.
+fn idle_streams(addr: std::net::SocketAddr, count: usize) -> io::Result<()> {
+    let mut buf = vec![0u8; 4096];
+    let mut open = Vec::with_capacity(count);
+    let region = Region::new(GLOBAL);
+    for i in 0..count {
+        let mut client = TcpStream::connect(addr)?;
+        client.set_read_timeout(Some(Duration::from_secs(10)))?;
+        let request = format!(
+            "GET /source?room=1234567x{} HTTP/1.1\r\nHost: x\r\n\r\n",
+            i % 4
+        );
+        client.write_all(request.as_bytes())?;
+        let mut filled = 0;
+        while !buf[..filled].windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = client.read(&mut buf[filled..])?;
+            if n == 0 {
+                return Err(io::Error::other("stream closed"));
+            }
+            filled += n;
+        }
+        open.push(client);
+    }
+    // The client's side frees what it allocates meanwhile (`open` was allocated before).
+    thread::sleep(Duration::from_millis(200));
+    let change = region.change();
+    let live = change.allocations as isize - change.deallocations as isize;
+    let bytes = change.bytes_allocated as isize - change.bytes_deallocated as isize
+        + change.bytes_reallocated;
+    println!(
+        "heap kept per idle stream, {count} streams on 4 channels: {:.2} allocations, {:.0} bytes",
+        live as f64 / count as f64,
+        bytes as f64 / count as f64,
+    );
+    drop(open);
+    Ok(())
 }
 
 /// Sends one request and reads until its response is complete (it ends with `ends`).

@@ -2,9 +2,9 @@
 //! transitions between phases, each a method named after the event that causes it.
 //!
 //! The phases and what holds in each:
-//! - `Requests`: `input` holds bytes of requests not yet answered; `request_started` is set
-//!   while a request is arriving (its first byte, or the accept), unset between requests;
-//!   `idle_since` is when the last request was taken. At most one response is `parked`.
+//! - `Requests`: `input` holds bytes of requests not yet answered; while a request is
+//!   `arriving`, `since` is when it began (its first byte, or the accept), and between requests
+//!   it is when the last request was taken. At most one response is `parked`.
 //! - `Streaming`: subscribed to channels (or, with a broker, waiting to be `attached`); input
 //!   is read only to notice a hang-up, and no request state is kept.
 //! - `Closing`: no more requests are taken; what is queued (and a parked response, once
@@ -59,20 +59,86 @@ pub(crate) struct Opening {
     pub(crate) initial: Vec<Frame>,
 }
 
+/// A stream's channels. Most streams have one, kept without a list around it: one allocation
+/// (its name) where a list took two, for 32 bytes less per idle stream. The list of several is
+/// boxed once more, so that the whole fits the name's two words and `Phase` does not grow.
+#[derive(Debug)]
+pub(crate) enum Channels {
+    One(Box<str>),
+    Many(Box<Box<[Box<str>]>>),
+}
+
+impl Channels {
+    pub(crate) fn from_names(names: &[String]) -> Channels {
+        match names {
+            [one] => Channels::One(one.as_str().into()),
+            _ => Channels::many(names.iter().map(|name| name.as_str().into()).collect()),
+        }
+    }
+
+    fn from_list(mut list: Vec<Box<str>>) -> Channels {
+        match list.pop() {
+            Some(one) if list.is_empty() => Channels::One(one),
+            Some(last) => {
+                list.push(last);
+                Channels::many(list)
+            }
+            None => Channels::default(),
+        }
+    }
+
+    fn many(list: Vec<Box<str>>) -> Channels {
+        Channels::Many(Box::new(list.into_boxed_slice()))
+    }
+
+    fn has(&self, channel: &str) -> bool {
+        self.iter().any(|c| **c == *channel)
+    }
+}
+
+impl Default for Channels {
+    fn default() -> Channels {
+        Channels::many(Vec::new())
+    }
+}
+
+impl std::ops::Deref for Channels {
+    type Target = [Box<str>];
+
+    fn deref(&self) -> &[Box<str>] {
+        match self {
+            Channels::One(one) => std::slice::from_ref(one),
+            Channels::Many(many) => many,
+        }
+    }
+}
+
 /// What a connection is doing.
 #[derive(Debug)]
 enum Phase {
     /// Receiving requests and answering them in order (one, or several with keep-alive).
-    Requests,
+    /// What only this phase needs lives here, so a stream does not carry it.
+    Requests {
+        /// Bytes of requests not yet answered.
+        input: Vec<u8>,
+        /// When the request now arriving began, while `arriving`; otherwise when the last
+        /// request was taken, since when the connection is idle.
+        since: Instant,
+        arriving: bool,
+    },
     /// Subscribed to channels; input is read only to notice a hang-up. With a broker, a new
     /// stream is not `attached` to its channels until its replay arrives.
     Streaming {
-        channels: Box<[String]>,
+        channels: Channels,
         /// What it sends when it attaches; `None` once attached. Boxed: every connection is as
         /// large as its largest phase, and an idle stream should not pay for its opening.
         opening: Option<Box<Opening>>,
         /// When it has lived long enough (see `MAX_STREAM_LIFETIME`), if ever.
         expires: Option<Instant>,
+        /// Sent with `Content-Encoding: gzip`: everything queued after its head is deflate
+        /// chunks (see [`crate::gzip`]). Here, in the phase's padding, not in the `Conn`, whose
+        /// flags fill their word.
+        compressed: bool,
     },
     /// Writing what is queued, then shutting down the write side.
     Closing,
@@ -104,8 +170,8 @@ impl LatestFrame {
     }
 }
 
-/// One queued piece of output. Kept at three words: an idle stream's queue keeps its
-/// allocation, so every variant costs every stream.
+/// One queued piece of output. Kept at three words: every connection holds one inline (see
+/// [`Chunks`]), so a wider variant would cost every stream.
 #[derive(Debug)]
 enum Chunk {
     Owned(Vec<u8>),
@@ -146,11 +212,101 @@ pub(crate) struct Lagged {
     pub(crate) gap: bool,
 }
 
+/// The chunks of an [`OutQueue`], front first. One chunk, what a stream that keeps up has
+/// (each event is written in the turn it is published), is held inline; more take a
+/// `VecDeque`, given back once the queue empties, so an idle stream holds no spare capacity
+/// (a kept deque cost each idle stream a 112-byte malloc chunk).
+#[derive(Debug, Default)]
+enum Chunks {
+    #[default]
+    Empty,
+    One(Chunk),
+    Many(VecDeque<Chunk>),
+}
+
+impl Chunks {
+    fn push_back(&mut self, chunk: Chunk) {
+        if let Chunks::Many(many) = self {
+            many.push_back(chunk);
+            return;
+        }
+        *self = match std::mem::take(self) {
+            Chunks::One(first) => {
+                // Four, as a deque's first growth gives: a queue that backs up once usually
+                // holds a few.
+                let mut many = VecDeque::with_capacity(4);
+                many.push_back(first);
+                many.push_back(chunk);
+                Chunks::Many(many)
+            }
+            _ => Chunks::One(chunk),
+        };
+    }
+
+    fn front(&self) -> Option<&Chunk> {
+        match self {
+            Chunks::Empty => None,
+            Chunks::One(chunk) => Some(chunk),
+            Chunks::Many(many) => many.front(),
+        }
+    }
+
+    fn pop_front(&mut self) {
+        match self {
+            Chunks::Empty => {}
+            Chunks::One(_) => *self = Chunks::Empty,
+            Chunks::Many(many) => {
+                many.pop_front();
+                // Kept while anything is queued, so a backlog that drains and refills between
+                // one and a few chunks does not allocate each time.
+                if many.is_empty() {
+                    *self = Chunks::Empty;
+                }
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Chunk> {
+        let (one, many) = match self {
+            Chunks::Empty => (None, None),
+            Chunks::One(chunk) => (Some(chunk), None),
+            Chunks::Many(many) => (None, Some(many)),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Chunks::Empty => 0,
+            Chunks::One(_) => 1,
+            Chunks::Many(many) => many.len(),
+        }
+    }
+
+    /// Keeps the chunks `keep` says to, in order (each is shown once, front first).
+    fn retain(&mut self, mut keep: impl FnMut(&Chunk) -> bool) {
+        match self {
+            Chunks::Empty => {}
+            Chunks::One(chunk) => {
+                if !keep(chunk) {
+                    *self = Chunks::Empty;
+                }
+            }
+            Chunks::Many(many) => {
+                many.retain(|chunk| keep(chunk));
+                if many.is_empty() {
+                    *self = Chunks::Empty;
+                }
+            }
+        }
+    }
+}
+
 /// Bytes waiting to be written, in order. Events are queued as shared frames, so fanning an
 /// event out to many subscribers never copies its payload.
 #[derive(Debug, Default)]
 struct OutQueue {
-    chunks: VecDeque<Chunk>,
+    chunks: Chunks,
     /// Bytes of the front chunk already written.
     offset: usize,
     len: usize,
@@ -428,14 +584,9 @@ pub(crate) struct Conn {
     socket: TcpStream,
     peer: SocketAddr,
     phase: Phase,
-    /// Bytes of requests not yet answered (`Requests` only).
-    input: Vec<u8>,
-    /// When the request now arriving began: its first byte, or the accept for a new connection.
-    request_started: Option<Instant>,
-    /// When the connection last went idle between keep-alive requests.
-    idle_since: Instant,
     out: OutQueue,
-    file: Option<FileBody>,
+    /// Boxed: a file body is rare, and inline its 16 bytes took every stream past a malloc size.
+    file: Option<Box<FileBody>>,
     parked: Option<Box<Parked>>,
     /// When bytes were last queued (heartbeats go to streams quiet since long enough).
     last_queued: Instant,
@@ -450,9 +601,6 @@ pub(crate) struct Conn {
     registered: Interest,
     /// What happens when a stream falls behind (one byte, in what was padding).
     lag_policy: LagPolicy,
-    /// A stream sent with `Content-Encoding: gzip`: everything queued to it after its head is
-    /// deflate chunks (see [`crate::gzip`]). One byte, in what was padding.
-    compressed: bool,
 }
 
 impl Conn {
@@ -461,10 +609,11 @@ impl Conn {
         Conn {
             socket,
             peer,
-            phase: Phase::Requests,
-            input: Vec::new(),
-            request_started: Some(now),
-            idle_since: now,
+            phase: Phase::Requests {
+                input: Vec::new(),
+                since: now,
+                arriving: true,
+            },
             out: OutQueue::default(),
             file: None,
             parked: None,
@@ -474,7 +623,6 @@ impl Conn {
             dirty: false,
             registered: Interest::READABLE,
             lag_policy: LagPolicy::Disconnect,
-            compressed: false,
         }
     }
 
@@ -537,25 +685,30 @@ impl Conn {
     ) -> io::Result<bool> {
         self.read_paused = false;
         loop {
-            let wants_requests = matches!(self.phase, Phase::Requests);
-            let room = if wants_requests {
-                max_size.saturating_sub(self.input.len())
-            } else {
-                scratch.len()
+            let room = match &self.phase {
+                Phase::Requests { input, .. } => Some(max_size.saturating_sub(input.len())),
+                _ => None,
             };
-            if wants_requests && (room == 0 || self.out.len() >= PIPELINE_BACKLOG) {
+            if room.is_some_and(|room| room == 0 || self.out.len() >= PIPELINE_BACKLOG) {
                 self.pause_reading();
                 return Ok(false);
             }
-            let want = room.min(scratch.len());
+            let want = room.unwrap_or(scratch.len()).min(scratch.len());
             match self.socket.read(&mut scratch[..want]) {
                 Ok(0) => return Ok(true),
                 Ok(n) => {
-                    if wants_requests {
-                        if self.input.is_empty() && self.request_started.is_none() {
-                            self.request_started = Some(now);
+                    if let Phase::Requests {
+                        input,
+                        since,
+                        arriving,
+                    } = &mut self.phase
+                    {
+                        // Input waiting means a request is arriving already.
+                        if !*arriving {
+                            *arriving = true;
+                            *since = now;
                         }
-                        self.input.extend_from_slice(&scratch[..n]);
+                        input.extend_from_slice(&scratch[..n]);
                     }
                     if n < want && !to_the_end {
                         return Ok(false);
@@ -570,7 +723,10 @@ impl Conn {
 
     /// Stops reading before `WouldBlock`: the loop reads again once the output drains.
     fn pause_reading(&mut self) {
-        debug_assert!(matches!(self.phase, Phase::Requests), "only requests pause");
+        debug_assert!(
+            matches!(self.phase, Phase::Requests { .. }),
+            "only requests pause"
+        );
         self.read_paused = true;
     }
 
@@ -585,17 +741,22 @@ impl Conn {
         now: Instant,
     ) -> Option<Result<Taken, (Error, Instant)>> {
         // A file body still streaming must finish before the next response starts.
-        if !matches!(self.phase, Phase::Requests)
-            || self.parked.is_some()
-            || self.file.is_some()
-            || self.input.is_empty()
-            || self.out.len() >= PIPELINE_BACKLOG
-        {
+        if self.parked.is_some() || self.file.is_some() || self.out.len() >= PIPELINE_BACKLOG {
             return None;
         }
-        let started = self.request_started.unwrap_or(now);
-        let (mut request, len, keep_alive) = match parse_request(&self.input, max_size, max_headers)
-        {
+        let Phase::Requests {
+            input,
+            since,
+            arriving,
+        } = &mut self.phase
+        else {
+            return None;
+        };
+        if input.is_empty() {
+            return None;
+        }
+        let started = if *arriving { *since } else { now };
+        let (mut request, len, keep_alive) = match parse_request(input, max_size, max_headers) {
             Ok(Parsed::Partial) => return None,
             Ok(Parsed::Complete {
                 request,
@@ -604,16 +765,14 @@ impl Conn {
             }) => (request, len, keep_alive),
             Err(err) => return Some(Err((err, started))),
         };
-        self.input.drain(..len);
-        if self.input.is_empty() {
-            self.request_started = None;
-            if self.input.capacity() > KEEP_INPUT {
-                self.input = Vec::new();
-            }
-        } else {
-            self.request_started = Some(now);
+        input.drain(..len);
+        // With nothing left the connection is idle from now; a pipelined request's first
+        // bytes are here already, so it is arriving from now.
+        *arriving = !input.is_empty();
+        *since = now;
+        if input.is_empty() && input.capacity() > KEEP_INPUT {
+            *input = Vec::new();
         }
-        self.idle_since = now;
         request.peer = Some(self.peer);
         Some(Ok(Taken {
             request,
@@ -626,7 +785,7 @@ impl Conn {
     /// connection still owing responses first finishes answering what arrived before.
     pub(crate) fn hang_up(&mut self) -> bool {
         match self.phase {
-            Phase::Requests if self.owes_output() => {
+            Phase::Requests { .. } if self.owes_output() => {
                 self.close_after_flush();
                 false
             }
@@ -659,7 +818,7 @@ impl Conn {
     /// Sends `file` after what is queued, read into the queue as the client drains it.
     pub(crate) fn queue_file(&mut self, file: FileBody) {
         debug_assert!(self.file.is_none(), "one file body at a time");
-        self.file = Some(file);
+        self.file = Some(Box::new(file));
     }
 
     /// Queues a published event to a subscriber whose queue is capped at `cap` bytes. A
@@ -701,7 +860,7 @@ impl Conn {
                 .write_pending(now)
                 .map_err(|_| DropReason::WriteError)?;
             if self.out.len() + frame.len() > lag {
-                (lagged.dropped, lagged.gap) = self.out.skip_events(self.compressed);
+                (lagged.dropped, lagged.gap) = self.out.skip_events(self.is_compressed());
                 if self.out.len() + frame.len() > cap {
                     return Err(DropReason::SlowConsumer);
                 }
@@ -790,8 +949,8 @@ impl Conn {
                 self.linger(linger_until);
                 AfterFlush::Drain
             }
-            Phase::Requests if self.read_paused => AfterFlush::Read,
-            Phase::Requests if !self.input.is_empty() => AfterFlush::Answer,
+            Phase::Requests { .. } if self.read_paused => AfterFlush::Read,
+            Phase::Requests { ref input, .. } if !input.is_empty() => AfterFlush::Answer,
             _ => AfterFlush::Wait,
         }
     }
@@ -802,22 +961,21 @@ impl Conn {
     /// attached to them; `head` and then, after any replay, `initial` go out when it is.
     pub(crate) fn start_streaming(
         &mut self,
-        channels: Box<[String]>,
+        channels: Channels,
         head: Vec<u8>,
         initial: Vec<Frame>,
     ) {
         debug_assert!(
-            matches!(self.phase, Phase::Requests) && self.parked.is_none(),
+            matches!(self.phase, Phase::Requests { .. }) && self.parked.is_none(),
             "a stream starts from a request"
         );
+        // Leaving `Requests` frees the read buffer: a stream keeps no request state.
         self.phase = Phase::Streaming {
             channels,
             opening: Some(Box::new(Opening { head, initial })),
             expires: None,
+            compressed: false,
         };
-        // A stream holds no request state: free the read buffer.
-        self.input = Vec::new();
-        self.request_started = None;
     }
 
     /// What happens when this stream falls behind.
@@ -832,11 +990,19 @@ impl Conn {
     /// The stream is sent gzip-compressed: queue it deflate chunks only.
     pub(crate) fn set_compressed(&mut self) {
         debug_assert!(self.is_streaming(), "only streams are compressed");
-        self.compressed = true;
+        if let Phase::Streaming { compressed, .. } = &mut self.phase {
+            *compressed = true;
+        }
     }
 
     pub(crate) fn is_compressed(&self) -> bool {
-        self.compressed
+        matches!(
+            self.phase,
+            Phase::Streaming {
+                compressed: true,
+                ..
+            }
+        )
     }
 
     /// The stream is to end, cleanly, once `at` has passed.
@@ -866,7 +1032,7 @@ impl Conn {
     }
 
     /// The channels of a stream (attached or not); empty for other connections.
-    pub(crate) fn channels(&self) -> &[String] {
+    pub(crate) fn channels(&self) -> &[Box<str>] {
         match &self.phase {
             Phase::Streaming { channels, .. } => channels,
             _ => &[],
@@ -880,10 +1046,10 @@ impl Conn {
                 channels,
                 opening: None,
                 ..
-            } if !channels.iter().any(|c| c == channel) => {
-                let mut list = std::mem::take(channels).into_vec();
-                list.push(channel.to_owned());
-                *channels = list.into_boxed_slice();
+            } if !channels.has(channel) => {
+                let mut list = channels.to_vec();
+                list.push(channel.into());
+                *channels = Channels::from_list(list);
                 true
             }
             _ => false,
@@ -897,13 +1063,9 @@ impl Conn {
                 channels,
                 opening: None,
                 ..
-            } if channels.iter().any(|c| c == channel) => {
-                let list: Vec<String> = std::mem::take(channels)
-                    .into_vec()
-                    .into_iter()
-                    .filter(|c| c != channel)
-                    .collect();
-                *channels = list.into_boxed_slice();
+            } if channels.has(channel) => {
+                let list = channels.iter().filter(|c| ***c != *channel).cloned();
+                *channels = Channels::from_list(list.collect());
                 true
             }
             _ => false,
@@ -917,7 +1079,7 @@ impl Conn {
                 channels,
                 opening: None,
                 ..
-            } => channel.is_none_or(|wanted| channels.iter().any(|c| c == wanted)),
+            } => channel.is_none_or(|wanted| channels.has(wanted)),
             _ => false,
         }
     }
@@ -929,15 +1091,14 @@ impl Conn {
     /// Stops taking requests: answer what is queued (and what is parked), then close.
     pub(crate) fn close_after_flush(&mut self) {
         debug_assert!(!self.is_lingering(), "already past closing");
+        // Leaving `Requests` frees the read buffer.
         self.phase = Phase::Closing;
-        self.input = Vec::new();
-        self.request_started = None;
         self.read_paused = false;
     }
 
     /// The server is shutting down: finish what is owed, then close. Returns a stream's
     /// channels, which it leaves now.
-    pub(crate) fn shut_down(&mut self) -> Option<Box<[String]>> {
+    pub(crate) fn shut_down(&mut self) -> Option<Channels> {
         debug_assert!(
             self.owes_output(),
             "a connection owing nothing closes at once"
@@ -966,7 +1127,7 @@ impl Conn {
     /// Holds a response until the broker acknowledges the publishes its handler made.
     pub(crate) fn park(&mut self, parked: Parked) {
         debug_assert!(
-            matches!(self.phase, Phase::Requests) && self.parked.is_none(),
+            matches!(self.phase, Phase::Requests { .. }) && self.parked.is_none(),
             "one parked response, while taking requests"
         );
         self.parked = Some(Box::new(parked));
@@ -982,7 +1143,7 @@ impl Conn {
 
     /// Whether this connection takes requests (it is not streaming, closing or lingering).
     pub(crate) fn takes_requests(&self) -> bool {
-        matches!(self.phase, Phase::Requests)
+        matches!(self.phase, Phase::Requests { .. })
     }
 
     // ---- Timers -----------------------------------------------------------------------------
@@ -1001,17 +1162,19 @@ impl Conn {
             return Some(Due::Close(DropReason::Stalled));
         }
         match &self.phase {
-            Phase::Requests => match self.request_started {
-                Some(at) if now.duration_since(at) >= config.max_request_age() => {
-                    Some(Due::RequestTimeout(at))
-                }
-                Some(_) => None,
-                None if self.has_output() => None,
-                None if now.duration_since(self.idle_since) >= config.keep_alive_timeout() => {
-                    Some(Due::Close(DropReason::HangUp))
-                }
-                None => Some(Due::Idle),
-            },
+            Phase::Requests {
+                arriving: true,
+                since,
+                ..
+            } => (now.duration_since(*since) >= config.max_request_age())
+                .then_some(Due::RequestTimeout(*since)),
+            Phase::Requests { .. } if self.has_output() => None,
+            Phase::Requests { since, .. }
+                if now.duration_since(*since) >= config.keep_alive_timeout() =>
+            {
+                Some(Due::Close(DropReason::HangUp))
+            }
+            Phase::Requests { .. } => Some(Due::Idle),
             // A stream waiting for its replay has not even had its head yet.
             Phase::Streaming {
                 opening: Some(_), ..
@@ -1126,8 +1289,67 @@ mod tests {
     }
 
     #[test]
+    fn a_drained_queue_keeps_no_allocation() {
+        let mut queue = OutQueue::default();
+        queue.push_owned(b"HEAD\n".to_vec());
+        assert!(matches!(queue.chunks, Chunks::One(_)));
+        for data in ["data: 1\n\n", "data: 2\n\n"] {
+            queue.push_shared(Arc::from(data.as_bytes()));
+        }
+        assert_eq!(queue.chunks.len(), 3);
+        assert_eq!(drain(&mut queue), b"HEAD\ndata: 1\n\ndata: 2\n\n");
+        assert!(matches!(queue.chunks, Chunks::Empty));
+        // Skipping every event of a queue of events empties it too, but for the gap signal.
+        queue.push_shared(Arc::from(&b"data: 3\n\n"[..]));
+        queue.push_shared(Arc::from(&b"data: 4\n\n"[..]));
+        assert_eq!(queue.skip_events(false), (2, true));
+        assert!(matches!(queue.chunks, Chunks::One(Chunk::Gap)));
+    }
+
+    #[test]
+    fn one_channel_is_kept_without_a_list() {
+        let one = Channels::from_names(&["lobby".to_owned()]);
+        assert!(matches!(one, Channels::One(_)));
+        let mut list = one.to_vec();
+        list.push("kitchen".into());
+        let two = Channels::from_list(list);
+        assert!(matches!(two, Channels::Many(_)));
+        assert_eq!(&*two, [Box::from("lobby"), Box::from("kitchen")]);
+        assert!(two.has("kitchen") && !two.has("attic"));
+        let left = Channels::from_list(two.iter().skip(1).cloned().collect());
+        assert!(matches!(&left, Channels::One(name) if &**name == "kitchen"));
+        assert!(Channels::from_names(&[]).is_empty());
+        assert_eq!(
+            std::mem::size_of::<Channels>(),
+            2 * std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn an_idle_stream_stays_small() {
+        // Every connection is boxed at this size: 184 bytes in release builds (a 192-byte
+        // malloc chunk); debug builds add 16 for mio's selector id on the socket (and padding).
+        let debug_extra = if cfg!(debug_assertions) { 16 } else { 0 };
+        assert!(std::mem::size_of::<Conn>() <= 184 + debug_extra);
+        // The request state lives in the phase, beside a stream's, not after it.
+        assert_eq!(
+            std::mem::size_of::<Phase>(),
+            6 * std::mem::size_of::<usize>()
+        );
+    }
+
+    #[test]
+    fn an_inline_chunk_costs_no_room() {
+        // The inline chunk and the deque share the deque's four words.
+        assert_eq!(
+            std::mem::size_of::<Chunks>(),
+            std::mem::size_of::<VecDeque<Chunk>>()
+        );
+    }
+
+    #[test]
     fn chunks_stay_three_words() {
-        // Each slot of every stream's queue costs this; a wider variant would cost them all.
+        // Every connection holds one inline, and each slot of a backed-up queue costs this.
         assert_eq!(
             std::mem::size_of::<Chunk>(),
             3 * std::mem::size_of::<usize>()

@@ -205,6 +205,10 @@ pub(crate) enum Change {
     },
 }
 
+/// A stream's id: 128 random bits, handed out as 32 lowercase hex digits. Kept as the bits,
+/// once per map, where two hex `String`s took two 48-byte malloc chunks per joinable stream.
+type StreamId = [u8; 16];
+
 /// An open stream: its connection, and the session it was opened with.
 struct OpenStream {
     token: Token,
@@ -553,8 +557,8 @@ pub struct Hub {
     /// Whether joining and leaving a channel is published to its presence channel.
     presence: bool,
     /// Open streams by id (a capability: 128 random bits), and each stream's id by token.
-    streams: HashMap<String, OpenStream>,
-    stream_ids: HashMap<Token, String>,
+    streams: HashMap<StreamId, OpenStream>,
+    stream_ids: HashMap<Token, StreamId>,
     /// Joins and leaves made by handlers, for the loop to apply in order.
     changes: Vec<Change>,
     caller: Caller,
@@ -873,9 +877,8 @@ impl Hub {
 
     /// The connection of stream `stream_id`, if the running request may change it.
     fn owned_stream(&self, stream_id: &str) -> Result<Token, JoinError> {
-        let stream = self
-            .streams
-            .get(stream_id)
+        let stream = parse_stream_id(stream_id)
+            .and_then(|id| self.streams.get(&id))
             .ok_or(JoinError::UnknownStream)?;
         match stream.session {
             Some(owner) if self.caller.session != Some(owner) => Err(JoinError::NotOwner),
@@ -905,14 +908,14 @@ impl Hub {
             id = random_id()?;
         }
         self.streams.insert(
-            id.clone(),
+            id,
             OpenStream {
                 token,
                 session: self.caller.session,
             },
         );
-        self.stream_ids.insert(token, id.clone());
-        Ok(id)
+        self.stream_ids.insert(token, id);
+        Ok(format_stream_id(&id))
     }
 
     /// Stream `token` closed: its id names nothing any more, and it leaves its patterns.
@@ -1464,7 +1467,7 @@ impl Hub {
     pub(crate) fn replay_join_pattern(
         &self,
         token: Token,
-        channels: &[String],
+        channels: &[Box<str>],
         pattern: &Pattern,
         last_event_id: Option<&str>,
         seq: u64,
@@ -1474,7 +1477,7 @@ impl Hub {
             .iter()
             .filter(|(name, _)| {
                 pattern.matches(name)
-                    && !channels.contains(name)
+                    && !channels.iter().any(|c| **c == **name)
                     && !self.pattern_covers(token, name)
             })
             .map(|(_, c)| c)
@@ -1647,11 +1650,37 @@ fn frames_after(sources: &[&Channel], after: u64) -> Vec<Frame> {
     entries.into_iter().map(|e| e.frame.clone()).collect()
 }
 
-/// 128 random bits from the operating system, as 32 lowercase hex digits.
-fn random_id() -> Result<String, getrandom::Error> {
+/// 128 random bits from the operating system.
+fn random_id() -> Result<StreamId, getrandom::Error> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes)?;
-    Ok(bytes.iter().map(|byte| format!("{byte:02x}")).collect())
+    Ok(bytes)
+}
+
+/// A stream id as handed out: 32 lowercase hex digits.
+fn format_stream_id(id: &StreamId) -> String {
+    id.iter().map(|byte| format!("{byte:02x}")).collect()
+}
+
+/// The stream id `text` spells, if it is one as handed out (32 lowercase hex digits, nothing
+/// else: `+`, capitals or spaces name no stream, as when ids were compared as text).
+fn parse_stream_id(text: &str) -> Option<StreamId> {
+    fn digit(c: u8) -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    }
+    let text = text.as_bytes();
+    if text.len() != 32 {
+        return None;
+    }
+    let mut id = [0u8; 16];
+    for (byte, pair) in id.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = digit(pair[0])? << 4 | digit(pair[1])?;
+    }
+    Some(id)
 }
 
 /// A short id that differs between runs: random bits from the standard library's randomly
@@ -1700,6 +1729,33 @@ mod tests {
             .iter()
             .map(|f| String::from_utf8(f.to_vec()).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn stream_ids_are_kept_as_bits_and_found_by_their_text_only() {
+        let mut hub = hub(2);
+        let id = hub.open_stream(Token(7)).unwrap();
+        assert_eq!(id.len(), 32);
+        assert!(id
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert_eq!(hub.owned_stream(&id), Ok(Token(7)));
+        assert_eq!(format_stream_id(&parse_stream_id(&id).unwrap()), id);
+        // What compared unequal as text still names no stream.
+        for other in [
+            id.to_uppercase(),
+            format!("+{}", &id[1..]),
+            format!(" {}", &id[1..]),
+            id[..31].to_owned(),
+            format!("{id}0"),
+        ] {
+            if other != id {
+                assert_eq!(hub.owned_stream(&other), Err(JoinError::UnknownStream));
+            }
+        }
+        hub.close_stream(Token(7));
+        assert_eq!(hub.owned_stream(&id), Err(JoinError::UnknownStream));
+        assert!(hub.streams.is_empty() && hub.stream_ids.is_empty());
     }
 
     #[test]
@@ -2057,7 +2113,7 @@ mod tests {
         hub.publish("o/2", Event::new("2")).unwrap();
         hub.publish("o/3/x", Event::new("3")).unwrap();
         hub.subscribe_pattern(Token(1), &pattern("o/3/*"));
-        let own = ["o/2".to_owned()];
+        let own: [Box<str>; 1] = ["o/2".into()];
         let run = hub.run_id().to_owned();
         // After event 1: o/1 has nothing newer, o/2 is the stream's, o/3/x its other pattern's.
         let replay = hub.replay_join_pattern(

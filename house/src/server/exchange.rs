@@ -23,7 +23,7 @@ impl Server {
         self.read_some(token, true);
     }
 
-    /// Reads what the socket has (see [`Conn::receive`]), answers the requests it completes,
+    /// Reads what the socket has (see [`Conn::receive`](crate::conn::Conn::receive)), answers the requests it completes,
     /// and closes the connection if the client hung up and nothing more is owed.
     pub(super) fn read_some(&mut self, token: Token, to_the_end: bool) {
         let max_size = self.config.max_request_size();

@@ -14,8 +14,8 @@ use crate::stats::DropReason;
 /// [`AfterFlush::Drain`]).
 const LINGER: Duration = Duration::from_secs(1);
 
-/// Connections with output queued, to write at the end of the loop's turn: responses apart
-/// from streams, so the turn can write responses first.
+/// Connections with output queued, to write at the end of the loop's turn: responses (and the
+/// heads of streams just opened) apart from streams, so the turn can write responses first.
 #[derive(Debug, Default)]
 pub(super) struct Dirty {
     requests: Vec<Token>,
@@ -31,6 +31,16 @@ impl Dirty {
             } else {
                 self.requests.push(token);
             }
+        }
+    }
+
+    /// Puts a stream that just attached on the list with the responses: its head is the
+    /// response to its request, written this turn whatever the streams' budget. Behind the
+    /// budget, a burst of new streams kept thousands of heads queued (and their clients
+    /// waiting for them), memory that stayed in the heap once freed.
+    pub(super) fn mark_opened(&mut self, token: Token, conn: &mut Conn) {
+        if conn.mark_dirty() {
+            self.requests.push(token);
         }
     }
 
@@ -92,7 +102,7 @@ impl Server {
     }
 
     /// A stream leaves its channels, for `reason`.
-    pub(super) fn unsubscribe(&mut self, token: Token, channels: &[String], reason: DropReason) {
+    pub(super) fn unsubscribe(&mut self, token: Token, channels: &[Box<str>], reason: DropReason) {
         for channel in channels {
             self.hub.unsubscribe(token, channel);
             self.hub.drop_interest(channel);

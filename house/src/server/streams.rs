@@ -11,7 +11,7 @@ use std::time::Instant;
 use mio::Token;
 
 use super::Server;
-use crate::conn::{Conn, Exchange, LatestFrame, Opening};
+use crate::conn::{Channels, Conn, Exchange, LatestFrame, Opening};
 use crate::gzip::{self, accepts_gzip, GZIP_HEADER};
 use crate::hub::Change;
 use crate::hub::Replay;
@@ -104,7 +104,11 @@ impl Server {
             head.extend_from_slice(&GZIP_HEADER);
             head.extend_from_slice(&gzip::deflate(&body));
         }
-        conn.start_streaming(subscribe.channels().into(), head, subscribe.take_initial());
+        conn.start_streaming(
+            Channels::from_names(subscribe.channels()),
+            head,
+            subscribe.take_initial(),
+        );
         if gzip {
             conn.set_compressed();
         }
@@ -176,7 +180,7 @@ impl Server {
         for channel in conn.channels() {
             self.hub.subscribe(token, channel);
         }
-        self.dirty.mark(token, conn);
+        self.dirty.mark_opened(token, conn);
     }
 
     /// Applies the joins and leaves handlers made, in order. What was published before a join
