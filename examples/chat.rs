@@ -46,9 +46,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use house::{
-    closing_handler, files, routes, stream_handler, Config, Deferred, Event, Handler, Hub,
-    IntoResponse, JoinError, Json, PublishError, Request, Response, Route, Server, Session,
-    SessionError, Status, Subscribe,
+    closing_handler, files, routes, stream_handler, Config, Ctx, Deferred, Event, FromRequest,
+    Handler, Hub, IntoResponse, JoinError, Json, PublishError, Request, Response, Route, Server,
+    Session, SessionError, Status, Subscribe,
 };
 use serde::Serialize;
 
@@ -179,6 +179,7 @@ fn send_message(
     #[param(max = 16)] room: String,
     #[param(min = 1, max = 64)] name: String,
     #[param(min = 5, max = 256)] message: String,
+    #[guard] _room_for_the_archive: WorkerRoom,
     hub: &mut Hub,
     session: &mut Session,
     archive: &Archive,
@@ -215,6 +216,25 @@ fn send_message(
         })
         .into_response(),
     )
+}
+
+/// A guard that refuses (503, `Retry-After: 1`) while the offload workers have no room for
+/// one more job: checked before the message is published, so a client told to retry cannot
+/// post it twice (past the handler, a full pool would answer 503 after the publish).
+struct WorkerRoom;
+
+impl FromRequest for WorkerRoom {
+    fn from_request(ctx: &mut Ctx<'_>) -> Result<WorkerRoom, Response> {
+        if ctx.can_offload() {
+            Ok(WorkerRoom)
+        } else {
+            Err(Response::error(
+                Status::SERVICE_UNAVAILABLE,
+                "the archive is busy, try again",
+            )
+            .with_header("Retry-After", "1"))
+        }
+    }
 }
 
 /// The archive of every message sent, in SQLite (`--archive PATH`), or off. Shared by the

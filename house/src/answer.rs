@@ -20,6 +20,8 @@ pub(crate) struct App<'a> {
     pub(crate) sessions: &'a mut Sessions,
     pub(crate) states: &'a States,
     pub(crate) stats: &'a Stats,
+    /// Whether the offload pool would take one more job.
+    pub(crate) offload_room: bool,
     pub(crate) now: Instant,
 }
 
@@ -64,7 +66,8 @@ impl App<'_> {
         let mut ctx = Ctx::new(request, self.hub)
             .with_stats(self.stats)
             .with_session(session)
-            .with_state(self.states);
+            .with_state(self.states)
+            .with_offload_room(self.offload_room);
         let outcome = route.run(&mut ctx);
         let cookie = ctx.session.close(!matches!(outcome, Outcome::Panicked));
         match outcome {

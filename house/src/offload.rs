@@ -153,6 +153,12 @@ impl Pool {
         }
     }
 
+    /// Whether [`submit`](Self::submit) would take one more job (unless no worker thread
+    /// can be started at all).
+    pub(crate) fn has_room(&self) -> bool {
+        self.pending < self.capacity
+    }
+
     /// Hands `job` to a worker for `token`; its ticket names the result. A job that a worker
     /// could not take at once, with the queue full (or no worker thread to be had), is refused.
     pub(crate) fn submit(&mut self, token: Token, job: Job) -> Result<u64, Full> {

@@ -35,6 +35,8 @@ pub struct Ctx<'a> {
     pub session: Session<'a>,
     /// The application state given to [`Server::with_state`](crate::Server::with_state).
     pub state: &'a States,
+    /// Whether a [`Deferred`](crate::Deferred) job returned now would find room.
+    offload_room: bool,
 }
 
 /// Stats for contexts built outside a server.
@@ -50,6 +52,43 @@ impl<'a> Ctx<'a> {
             stats: &NO_STATS,
             session: Session::detached(),
             state: &NO_STATES,
+            offload_room: true,
+        }
+    }
+
+    /// Whether a [`Deferred`](crate::Deferred) job this handler returns would be taken: a
+    /// worker or a queue slot is free (see [`OFFLOAD_QUEUE`](crate::limits::OFFLOAD_QUEUE)).
+    /// When it is not, the job never runs and the request is answered `503` with
+    /// `Retry-After`, so a handler that does something a retry would repeat (a publish)
+    /// before returning its job checks this first and refuses before acting. The loop is one
+    /// thread, so the answer holds until the handler returns. Always `true` in the
+    /// [test client](crate::test::Client), which runs jobs inline.
+    ///
+    /// # Examples
+    /// ```
+    /// use house::{Deferred, Event, Response, Route, Status};
+    ///
+    /// let send = Route::closing("/send", |ctx| {
+    ///     if !ctx.can_offload() {
+    ///         // Nothing published yet: the client may simply retry.
+    ///         return Response::error(Status::SERVICE_UNAVAILABLE, "busy, try again")
+    ///             .with_header("Retry-After", "1");
+    ///     }
+    ///     let _ = ctx.hub.publish("lobby", Event::new("hi"));
+    ///     Deferred::new(|| "sent and archived").into_response()
+    /// });
+    /// # use house::IntoResponse;
+    /// # let _ = send;
+    /// ```
+    pub fn can_offload(&self) -> bool {
+        self.offload_room
+    }
+
+    /// The same context, saying whether an offloaded job would find room.
+    pub(crate) fn with_offload_room(self, offload_room: bool) -> Ctx<'a> {
+        Ctx {
+            offload_room,
+            ..self
         }
     }
 

@@ -375,6 +375,8 @@ impl Shared {
             sessions: &mut self.sessions,
             states: &self.states,
             stats: &self.stats,
+            // Jobs run inline here: there is always room.
+            offload_room: true,
             now: Instant::now(),
         };
         let answer = app.answer(&mut request);

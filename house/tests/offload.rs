@@ -1,7 +1,8 @@
 //! Blocking work off the loop, over real sockets: a closing handler's `Deferred` job runs on
 //! the worker pool and its result answers; a full pool answers 503, a job past its deadline
 //! 504, a panicking job 500; a pipelined connection is answered in order; a job publishes
-//! through a `Handle`; and streams keep their latency while 100 slow jobs run.
+//! through a `Handle`; a handler that checks `Ctx::can_offload` refuses before it publishes;
+//! and streams keep their latency while 100 slow jobs run.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -13,7 +14,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use house::{closing_handler, routes, Config, Deferred, Event, Handle, Route, Server, Subscribe};
+use house::{
+    closing_handler, routes, Config, Deferred, Event, Handle, IntoResponse, Response, Route,
+    Server, Status, Subscribe,
+};
 use support::*;
 
 /// A gate jobs wait at until the test opens it (or the test's patience runs out).
@@ -63,6 +67,19 @@ fn routes(gate: &Gate, submitted: &Arc<AtomicUsize>) -> Vec<Route> {
             ctx.offload(|| -> &str { panic!("job failed") })
         }),
         Route::stream("/news", |_| Subscribe::to("news")),
+        // A publish a retry would repeat, then a job: refused before publishing when the pool
+        // has no room, so a retry cannot post the event twice.
+        Route::closing("/checked", |ctx| {
+            if !ctx.can_offload() {
+                return Response::error(Status::SERVICE_UNAVAILABLE, "busy")
+                    .with_header("Retry-After", "1");
+            }
+            let n = ctx.request.param("n").unwrap_or("").to_owned();
+            match ctx.hub.publish("news", Event::new(n)) {
+                Ok(_) => Deferred::new(|| "archived").into_response(),
+                Err(err) => err.into_response(),
+            }
+        }),
         Route::closing("/ping", |ctx| {
             let n = ctx.request.param("n").unwrap_or("").to_owned();
             ctx.hub.publish("news", Event::new(n)).map(|_| "sent")
@@ -144,6 +161,38 @@ fn a_full_pool_answers_503_with_retry_after_and_serves_on() {
     assert_eq!(body_of(&later), "room again");
     wait_stats(&server, "counted", |s| {
         s.offload_refused == 1 && s.offload_done == 3
+    });
+}
+
+#[test]
+fn a_handler_that_checks_for_room_refuses_before_it_publishes() {
+    let config = Config::default()
+        .with_offload_workers(1)
+        .with_offload_queue(1);
+    let (server, gate, submitted) = start(config);
+    let mut news = subscribe(&server, "/news");
+    // The stream is attached once it gets an event published after it.
+    assert_eq!(body_of(&server.get("/ping?n=zero")), "sent");
+    read_until(&mut news, "data: zero\n\n");
+    let mut running = send(&server, "/gated");
+    let mut queued = send(&server, "/gated");
+    wait_for("two jobs submitted", || {
+        submitted.load(Ordering::SeqCst) == 2
+    });
+    let refused = server.get("/checked?n=first");
+    assert_eq!(status_of(&refused), 503, "{refused}");
+    assert!(refused.contains("\r\nRetry-After: 1\r\n"), "{refused}");
+    gate.open();
+    assert!(answer(&mut running, "opened").starts_with("HTTP/1.1 200 OK"));
+    assert!(answer(&mut queued, "opened").starts_with("HTTP/1.1 200 OK"));
+    let retried = server.get("/checked?n=second");
+    assert_eq!(body_of(&retried), "archived", "{retried}");
+    // The refused request published nothing: the next event after `zero` is `second`.
+    let events = read_until(&mut news, "data: second\n\n");
+    assert!(!events.contains("first"), "{events}");
+    // And the server never had to refuse a job itself.
+    wait_stats(&server, "counted", |s| {
+        s.offload_refused == 0 && s.offload_done == 3
     });
 }
 

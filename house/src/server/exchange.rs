@@ -96,6 +96,7 @@ impl Server {
             sessions: &mut self.sessions,
             states: &self.states,
             stats: &self.stats,
+            offload_room: self.offload.has_room(),
             now: self.now,
         };
         let answer = app.answer(&mut request);
