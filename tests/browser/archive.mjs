@@ -9,7 +9,7 @@
 // Run by tests/archive_browser.rs (which seeds the room and starts the server); exits non-zero
 // on the first failed check. CHROMIUM overrides the browser (default /usr/bin/chromium).
 import { readFileSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { check, launchChromium } from "./launch.mjs";
 
 const [base, room, expectedFile, mode] = process.argv.slice(2);
 if (!base || !room || !expectedFile) {
@@ -22,33 +22,15 @@ const TIMEOUT = 10_000;
 // The page asks for this many at a time (static/chat.js `PAGE`).
 const PAGE = 50;
 
-function check(ok, what) {
-  if (!ok) throw new Error(`check failed: ${what}`);
-  console.log(`ok: ${what}`);
-}
-
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 const describe = (shown) =>
   `${shown.length} shown, from ${JSON.stringify(shown[0])} to ${JSON.stringify(shown.at(-1))}`;
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  timeout: 30_000,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    // A wheel scroll lands at once instead of animating on past the page's own scroll fix-up,
-    // so each scroll to the top asks for exactly one page.
-    "--disable-smooth-scrolling",
-  ],
-});
+const browser = await launchChromium([
+  // A wheel scroll lands at once instead of animating on past the page's own scroll fix-up,
+  // so each scroll to the top asks for exactly one page.
+  "--disable-smooth-scrolling",
+]);
 
 const problems = [];
 

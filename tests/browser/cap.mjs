@@ -6,7 +6,7 @@
 //   node tests/browser/cap.mjs http://CAPPED_ADDR http://STEERING_ADDR
 //
 // Run by tests/cap_browser.rs; exits non-zero on the first failed check.
-import { chromium } from "playwright-core";
+import { check, launchChromium } from "./launch.mjs";
 
 const [capped, steering] = process.argv.slice(2);
 if (!capped || !steering) {
@@ -16,11 +16,6 @@ if (!capped || !steering) {
 
 // Every wait is bounded by this; the whole script by the Rust test's timeout.
 const TIMEOUT = 15_000;
-
-function check(ok, what) {
-  if (!ok) throw new Error(`check failed: ${what}`);
-  console.log(`ok: ${what}`);
-}
 
 async function steer(path) {
   const response = await fetch(`${steering}${path}`);
@@ -37,13 +32,7 @@ async function waitFor(what, condition) {
   }
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  timeout: 30_000,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   await page.goto(`${steering}/page`);

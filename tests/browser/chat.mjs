@@ -4,7 +4,7 @@
 //
 // Run by tests/chat_browser.rs (which starts the server); exits non-zero on the first failed
 // check. CHROMIUM overrides the browser (default /usr/bin/chromium, Debian's package).
-import { chromium } from "playwright-core";
+import { check, launchChromium } from "./launch.mjs";
 
 const [base, screenshot] = process.argv.slice(2);
 if (!base || !screenshot) {
@@ -16,27 +16,7 @@ const TIMEOUT = 10_000;
 // Each run has a server of its own, so the room can have the name a person would see first.
 const room = "lobby";
 
-function check(ok, what) {
-  if (!ok) throw new Error(`check failed: ${what}`);
-  console.log(`ok: ${what}`);
-}
-
-// playwright gives each launch a fresh temporary --user-data-dir of its own.
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  timeout: 30_000,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 
 const problems = [];
 

@@ -7,7 +7,7 @@
 //   node tests/browser/compression.mjs http://127.0.0.1:PORT
 //
 // Run by tests/compression_browser.rs; exits non-zero on the first failed check.
-import { chromium } from "playwright-core";
+import { check, launchChromium } from "./launch.mjs";
 
 const [origin] = process.argv.slice(2);
 if (!origin) {
@@ -17,11 +17,6 @@ if (!origin) {
 
 // Every wait is bounded by this; the whole script by the Rust test's timeout.
 const TIMEOUT = 20_000;
-
-function check(ok, what) {
-  if (!ok) throw new Error(`check failed: ${what}`);
-  console.log(`ok: ${what}`);
-}
 
 // Polls `condition` (async) until it holds or the deadline passes.
 async function waitFor(what, condition) {
@@ -49,13 +44,7 @@ function batch(name, count) {
   return texts;
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  timeout: 30_000,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 try {
   const page = await browser.newPage();
   // Every response to the EventSource's requests, with what it asked and what it got.

@@ -6,7 +6,7 @@
 //
 // Run by tests/cors_browser.rs (which starts the three servers); exits non-zero on the first
 // failed check. CHROMIUM overrides the browser (default /usr/bin/chromium, Debian's package).
-import { chromium } from "playwright-core";
+import { check, launchChromium } from "./launch.mjs";
 
 const [allowed, api, refused] = process.argv.slice(2);
 if (!allowed || !api || !refused) {
@@ -17,18 +17,7 @@ if (!allowed || !api || !refused) {
 // Every wait in the page is bounded by this; the whole script by the Rust test's timeout.
 const TIMEOUT = 10_000;
 
-function check(ok, what) {
-  if (!ok) throw new Error(`check failed: ${what}`);
-  console.log(`ok: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  timeout: 30_000,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launchChromium();
 
 // What the README shows a page doing: subscribe with credentials, then publish with a JSON
 // POST; resolves with what happened to each (never hangs: every wait has a deadline).

@@ -8,7 +8,7 @@
 //
 // Run by tests/proxy_browser.rs (which starts house and the proxies); exits non-zero on the first
 // failed check. CHROMIUM overrides the browser (default /usr/bin/chromium, Debian's package).
-import { chromium } from "playwright-core";
+import { check, launchChromium } from "./launch.mjs";
 
 const [direct, ...proxies] = process.argv.slice(2);
 if (!direct || proxies.length === 0) {
@@ -23,20 +23,10 @@ const TIMEOUT = 10_000;
 // How long the HTTP/1.1 page gets to open streams that can never open.
 const BLOCKED = 2_000;
 
-function check(ok, what) {
-  if (!ok) throw new Error(`check failed: ${what}`);
-  console.log(`ok: ${what}`);
-}
-
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  timeout: 30_000,
-  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-    // The test's certificate is self-signed.
-    "--ignore-certificate-errors"],
-});
+const browser = await launchChromium([
+  // The test's certificate is self-signed.
+  "--ignore-certificate-errors",
+]);
 
 // Opens `count` streams, waits (up to `wait` ms) for them to open, POSTs one event and waits
 // for it on each open stream; reports what happened (never hangs: every wait has a deadline).

@@ -8,7 +8,7 @@
 // `fallback` deletes `navigator.locks` before any script runs, so the tabs elect the holder
 // over their BroadcastChannel. Run by tests/tabs_browser.rs (which starts the chat); exits
 // non-zero on the first failed check. CHROMIUM overrides the browser.
-import { chromium } from "playwright-core";
+import { check, launchChromium } from "./launch.mjs";
 
 const [base, mode] = process.argv.slice(2);
 if (!base || !["locks", "fallback"].includes(mode)) {
@@ -19,11 +19,6 @@ if (!base || !["locks", "fallback"].includes(mode)) {
 const TIMEOUT = 15_000;
 const TABS = 8;
 const room = "lobby";
-
-function check(ok, what) {
-  if (!ok) throw new Error(`check failed: ${what}`);
-  console.log(`ok: ${what}`);
-}
 
 /// Waits (bounded) until `probe()` returns something truthy; returns it.
 async function until(what, probe) {
@@ -36,21 +31,7 @@ async function until(what, probe) {
   }
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  headless: true,
-  timeout: 30_000,
-  args: [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-  ],
-});
+const browser = await launchChromium();
 
 const problems = [];
 
