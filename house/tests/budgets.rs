@@ -8,19 +8,12 @@ use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use house::{Config, Event, HistoryBudget, Route, Stats, Subscribe};
+use house::{Config, Event, HistoryBudget, Route, Stats};
 use support::*;
 
 fn routes() -> Vec<Route> {
-    vec![
-        Route::stream("/source", |ctx| {
-            Subscribe::to(ctx.request.param("room").unwrap_or("lobby"))
-        }),
-        Route::closing("/send", |ctx| {
-            let room = ctx.request.param("room").unwrap_or("lobby").to_owned();
-            let text = ctx.request.param("text").unwrap_or("").to_owned();
-            ctx.hub.publish(&room, Event::new(text)).map(|_| "sent")
-        }),
+    let mut routes = room_routes();
+    routes.extend([
         // `count` events of `size` bytes, each to a room of its own: `{prefix}{from}`, ...
         Route::closing("/flood", |ctx| {
             let param = |name, default: usize| {
@@ -46,7 +39,8 @@ fn routes() -> Vec<Route> {
         Route::closing("/run", |ctx| ctx.hub.run_id().to_owned()),
         count_route(),
         house::metrics_route("/metrics"),
-    ]
+    ]);
+    routes
 }
 
 /// How many events `room` keeps.

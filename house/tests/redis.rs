@@ -119,15 +119,8 @@ fn redis_command(con: &mut TcpStream, args: &[&str]) -> String {
 const BULK: usize = 250_000;
 
 fn routes() -> Vec<Route> {
-    vec![
-        Route::stream("/source", |ctx| {
-            Subscribe::to(ctx.request.param("room").unwrap_or("lobby"))
-        }),
-        Route::closing("/send", |ctx| {
-            let room = ctx.request.param("room").unwrap_or("lobby").to_owned();
-            let text = ctx.request.param("text").unwrap_or("").to_owned();
-            ctx.hub.publish(&room, Event::new(text)).map(|_| "sent")
-        }),
+    let mut routes = room_routes();
+    routes.extend([
         count_route(),
         Route::closing("/bulk", |_| "x".repeat(BULK)),
         Route::stream("/snapshot", |ctx| {
@@ -167,7 +160,8 @@ fn routes() -> Vec<Route> {
             ctx.session.insert("user", "me").unwrap();
             "in"
         }),
-    ]
+    ]);
+    routes
 }
 
 fn node(redis: &Redis) -> TestServer {

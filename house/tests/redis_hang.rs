@@ -14,7 +14,7 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use house::{Config, Event, Route, Subscribe};
+use house::{Config, Route};
 use support::*;
 
 /// The broker's timeout for one Redis round trip (`IO_TIMEOUT` in broker.rs): a publish whose
@@ -88,17 +88,9 @@ impl Drop for Redis {
 }
 
 fn routes() -> Vec<Route> {
-    vec![
-        Route::stream("/source", |ctx| {
-            Subscribe::to(ctx.request.param("room").unwrap_or("lobby"))
-        }),
-        Route::closing("/send", |ctx| {
-            let room = ctx.request.param("room").unwrap_or("lobby").to_owned();
-            let text = ctx.request.param("text").unwrap_or("").to_owned();
-            ctx.hub.publish(&room, Event::new(text)).map(|_| "sent")
-        }),
-        count_route(),
-    ]
+    let mut routes = room_routes();
+    routes.extend([count_route()]);
+    routes
 }
 
 fn node(redis: &Redis) -> TestServer {

@@ -185,16 +185,7 @@ impl Proxy {
             "listen 443 ",
             &format!("listen 127.0.0.1:{port} "),
         );
-        substitute(
-            &mut site,
-            "/etc/ssl/house/cert.pem",
-            &cert.display().to_string(),
-        );
-        substitute(
-            &mut site,
-            "/etc/ssl/house/key.pem",
-            &key.display().to_string(),
-        );
+        use_test_certificate(&mut site, &cert, &key);
         if let Some(timeout) = read_timeout {
             substitute(
                 &mut site,
@@ -260,16 +251,7 @@ impl Proxy {
             "example.com {",
             &format!("https://localhost:{port} {{\n\tbind 127.0.0.1"),
         );
-        substitute(
-            &mut site,
-            "/etc/ssl/house/cert.pem",
-            &cert.display().to_string(),
-        );
-        substitute(
-            &mut site,
-            "/etc/ssl/house/key.pem",
-            &key.display().to_string(),
-        );
+        use_test_certificate(&mut site, &cert, &key);
         // Test-only globals: no admin endpoint, no automatic certificates or redirect
         // listener (port 80 needs root), a log file in the temp dir.
         let d = dir.path().display();
@@ -379,6 +361,12 @@ fn shipped(path: &str) -> String {
 
 /// Replaces `from` with `to` in the shipped config, failing loudly when the file no longer
 /// has `from` (so a config edit cannot silently bypass the test).
+/// Points a shipped config at the test's self-signed certificate and key.
+fn use_test_certificate(site: &mut String, cert: &Path, key: &Path) {
+    substitute(site, "/etc/ssl/house/cert.pem", &cert.display().to_string());
+    substitute(site, "/etc/ssl/house/key.pem", &key.display().to_string());
+}
+
 fn substitute(text: &mut String, from: &str, to: &str) {
     assert!(text.contains(from), "the shipped config has no `{from}`");
     *text = text.replace(from, to);

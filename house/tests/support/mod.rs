@@ -7,7 +7,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use house::{Config, Handle, Route, Server};
+use house::{Config, Event, Handle, Route, Server, Subscribe};
 
 /// How long any single wait in a test may take before the test fails.
 pub(crate) const PATIENCE: Duration = Duration::from_secs(10);
@@ -218,6 +218,21 @@ pub(crate) fn open_fds() -> usize {
 }
 
 /// A route that reports how many subscribers `?channel=` has.
+/// `/source?room=R` streams room `R` (default `lobby`); `/send?room=R&text=T` publishes `T`
+/// to it and answers `sent`: the two routes most socket tests start from.
+pub(crate) fn room_routes() -> Vec<Route> {
+    vec![
+        Route::stream("/source", |ctx| {
+            Subscribe::to(ctx.request.param("room").unwrap_or("lobby"))
+        }),
+        Route::closing("/send", |ctx| {
+            let room = ctx.request.param("room").unwrap_or("lobby").to_owned();
+            let text = ctx.request.param("text").unwrap_or("").to_owned();
+            ctx.hub.publish(&room, Event::new(text)).map(|_| "sent")
+        }),
+    ]
+}
+
 pub(crate) fn count_route() -> Route {
     Route::closing("/count", |ctx| {
         let channel = ctx.request.param("channel").unwrap_or("");
